@@ -1,0 +1,49 @@
+# Reservo: `make run` for the demo, `make test` for the suite. Needs only Python >= 3.11.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HOST PORT
+
+.PHONY: install run serve test lint bench stop clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m reservo.demo
+
+serve: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	$(VENV)/bin/gunicorn -c reservo/gunicorn_conf.py reservo.wsgi:application
+
+# The suite uses the embedded servers unless DATABASE_URL / REDIS_URL are set, and stops
+# them afterwards if it was the one that started them.
+test: $(STAMP)
+	@started=""; \
+	if [ -z "$$DATABASE_URL" ] || [ -z "$$REDIS_URL" ]; then started=$$($(PY) -m reservo.embedded start) || exit 1; fi; \
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	case "$$started" in started*) $(PY) -m reservo.embedded stop >/dev/null;; esac; \
+	exit $$status
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy .
+
+bench: $(STAMP)
+	$(PY) -m bench $(if $(QUICK),--quick,)
+
+stop: $(STAMP)
+	$(PY) -m reservo.embedded stop
+
+clean: stop
+	rm -rf .reservo staticfiles

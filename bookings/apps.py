@@ -1,0 +1,8 @@
+"""Bookings app: reservations, their history, API clients and the services that change them."""
+
+from django.apps import AppConfig
+
+
+class BookingsConfig(AppConfig):
+    name = "bookings"
+    verbose_name = "Bookings"

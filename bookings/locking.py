@@ -1,0 +1,73 @@
+"""The booking transaction: bounded lock waits, bounded retries, database errors as domain errors.
+
+Every service that changes reservations runs its work through `in_booking_transaction`.
+Lock order inside it is always: the resource row first, then seats or reservations by
+primary key. Nothing slow (mail, HTTP, cache writes) may run inside: use on_commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+
+from reservo.errors import (
+    RETRYABLE_SQLSTATES,
+    ReservoError,
+    constraint_of,
+    database_error_to_domain,
+    sqlstate_of,
+)
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+# Maps a constraint name to the domain error its violation means in this operation. The
+# factory runs after the rollback, so it may query the database for the error's extras.
+ConstraintErrors = Mapping[str, Callable[[], ReservoError]]
+
+
+def set_local_timeouts() -> None:
+    """SET LOCAL equivalents in one round trip; they end with the transaction (PgBouncer-safe)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true), "
+            "set_config('statement_timeout', %s, true)",
+            [f"{settings.RESERVO_LOCK_TIMEOUT_MS}ms", f"{settings.RESERVO_STATEMENT_TIMEOUT_MS}ms"],
+        )
+
+
+def in_booking_transaction(
+    work: Callable[[], T], *, constraint_errors: ConstraintErrors | None = None
+) -> T:
+    """Run `work` in one transaction, retrying serialization failures and deadlocks.
+
+    Retries only happen when this is the outermost transaction (a savepoint cannot be
+    retried on its own); past the bound the caller gets `busy`.
+    """
+    attempts = 1 if connection.in_atomic_block else max(1, settings.RESERVO_SERIALIZATION_RETRIES)
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction.atomic():
+                set_local_timeouts()
+                return work()
+        except IntegrityError as exc:
+            factory = (constraint_errors or {}).get(constraint_of(exc) or "")
+            if factory is not None:
+                raise factory() from exc
+            raise
+        except DatabaseError as exc:
+            if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt < attempts:
+                logger.info("retrying booking transaction after %s", sqlstate_of(exc))
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                continue
+            domain_error = database_error_to_domain(exc)
+            if domain_error is not None:
+                raise domain_error from exc
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")

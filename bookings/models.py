@@ -1,0 +1,253 @@
+"""Reservations, their seats and history, API clients, idempotency records, the outbox."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
+
+from resources.models import Resource, Seat
+
+
+class ApiScope(models.TextChoices):
+    BOOK = "book", _("book")
+    MANAGE = "manage", _("manage")
+
+
+class ReservationStatus(models.TextChoices):
+    HELD = "held", _("Held")
+    CONFIRMED = "confirmed", _("Confirmed")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+
+
+ACTIVE_STATUSES = (ReservationStatus.HELD, ReservationStatus.CONFIRMED)
+
+
+class ApiClient(models.Model):
+    Scope = ApiScope
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    # The key is "rsv_<prefix>_<secret>"; only the prefix (for lookup) and a SHA-256 of the
+    # whole key are stored. Keys are random and long, so a fast hash is the right one.
+    key_prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scopes = ArrayField(models.CharField(max_length=16, choices=Scope.choices), default=list)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("API client")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scopes__contained_by=ApiScope.values),
+                name="api_client_scopes_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes or (
+            scope == self.Scope.BOOK and self.Scope.MANAGE in self.scopes
+        )
+
+
+class Reservation(models.Model):
+    Status = ReservationStatus
+    ACTIVE_STATUSES = ACTIVE_STATUSES
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    reference = models.CharField(_("reference"), max_length=16, editable=False)
+    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="reservations")
+    quantity = models.PositiveIntegerField(_("quantity"))
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    hold_expires_at = models.DateTimeField(_("hold expires at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), db_default=Now(), editable=False)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
+    customer_name = models.CharField(_("customer name"), max_length=200, blank=True, default="")
+    customer_email = models.EmailField(_("customer email"), blank=True, default="")
+    api_client = models.ForeignKey(
+        ApiClient, on_delete=models.PROTECT, null=True, blank=True, related_name="reservations"
+    )
+    manage_token_hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reference"], name="reservation_reference_unique"),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1), name="reservation_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ReservationStatus.values), name="reservation_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="held") | Q(hold_expires_at__isnull=False),
+                name="reservation_hold_has_expiry",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="confirmed") | Q(confirmed_at__isnull=False),
+                name="reservation_confirmed_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="cancelled") | Q(cancelled_at__isnull=False),
+                name="reservation_cancelled_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="expired") | Q(expired_at__isnull=False),
+                name="reservation_expired_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["resource", "status"],
+                condition=Q(status__in=ACTIVE_STATUSES),
+                name="reservation_active_by_resource",
+            ),
+            models.Index(
+                fields=["resource", "hold_expires_at"],
+                condition=Q(status="held"),
+                name="reservation_held_by_expiry",
+            ),
+            models.Index(fields=["api_client", "created_at"], name="reservation_by_client"),
+            models.Index(fields=["created_at"], name="reservation_by_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class ReservationSeat(models.Model):
+    """One seat of one reservation; `active` follows the reservation (set by the trigger)."""
+
+    reservation = models.ForeignKey(
+        Reservation, on_delete=models.CASCADE, related_name="seat_links"
+    )
+    seat = models.ForeignKey(Seat, on_delete=models.PROTECT, related_name="reservation_links")
+    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="+")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seat"], condition=Q(active=True), name="reservation_seat_active_unique"
+            ),
+            models.UniqueConstraint(fields=["reservation", "seat"], name="reservation_seat_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reservation_id}:{self.seat_id}"
+
+
+class ReservationEvent(models.Model):
+    """Immutable history: one row per transition, written in the transition's transaction."""
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=16, blank=True, default="")
+    to_status = models.CharField(max_length=16, choices=ReservationStatus.choices)
+    actor = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["reservation", "occurred_at"], name="event_by_reservation")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} → {self.to_status}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to (client, Idempotency-Key), stored with the effect it records."""
+
+    api_client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_client", "key"], name="idempotency_key_unique"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_by_created")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"
+
+
+class WebhookEndpoint(models.Model):
+    api_client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=64, editable=False)
+    event_types = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class OutboxMessage(models.Model):
+    """A notification to deliver, written in the same transaction as the change it tells."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("Email")
+        WEBHOOK = "webhook", _("Webhook")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        DEAD = "dead", _("Dead")
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="outbox")
+    event_type = models.CharField(max_length=40)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    target = models.CharField(max_length=500)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_default=Now())
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reservation", "event_type", "channel", "target"],
+                name="outbox_once_per_event_and_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "delivered", "dead"]), name="outbox_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__in=["email", "webhook"]), name="outbox_channel_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="outbox_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} to {self.channel}:{self.target}"

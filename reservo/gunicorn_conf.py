@@ -1,0 +1,20 @@
+"""gunicorn configuration for `make serve`; the demo and the benchmark serve the same way."""
+
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("RESERVO_WEB_WORKERS", multiprocessing.cpu_count() * 2))
+worker_class = os.environ.get("RESERVO_WORKER_CLASS", "sync")
+threads = int(os.environ.get("RESERVO_WEB_THREADS", "1"))
+# A request that outlives every database bound (statement 5 s) is a hung worker: restart it.
+timeout = int(os.environ.get("RESERVO_REQUEST_TIMEOUT_S", "30"))
+# SIGTERM: stop accepting, let in-flight requests finish, then exit.
+graceful_timeout = int(os.environ.get("RESERVO_GRACEFUL_TIMEOUT_S", "30"))
+keepalive = 5
+max_requests = int(os.environ.get("RESERVO_MAX_REQUESTS", "0"))
+max_requests_jitter = max_requests // 10
+accesslog = os.environ.get("RESERVO_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("RESERVO_LOG_LEVEL", "info").lower()
+preload_app = False
