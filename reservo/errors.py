@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
 
 
@@ -204,3 +205,16 @@ def database_error_to_domain(exc: DatabaseError) -> ReservoError | None:
     ):
         return Unavailable(str(_("The booking service is briefly unavailable. Please retry.")))
     return None
+
+
+def problem_response(error: ReservoError, **members: Any) -> JsonResponse:
+    """An RFC 9457 problem+json response for a domain error (with Retry-After where it has one)."""
+    response = JsonResponse(
+        {**error.as_problem(), **members},
+        status=error.http_status,
+        content_type="application/problem+json",
+        json_dumps_params={"ensure_ascii": False},
+    )
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
+    return response

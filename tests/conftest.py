@@ -38,9 +38,7 @@ def seated_factory() -> type[SeatedResourceFactory]:
     return SeatedResourceFactory
 
 
-def run_concurrently(
-    count: int, work: Callable[[int], Any], *, timeout: float = 60
-) -> list[Any]:
+def run_concurrently(count: int, work: Callable[[int], Any], *, timeout: float = 60) -> list[Any]:
     """Run work(0..count-1) in `count` real threads released together by a barrier.
 
     Each thread uses its own database connection and closes it. Returns, in index
