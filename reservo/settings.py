@@ -31,22 +31,43 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
     "settings_app",
     "resources",
     "bookings",
 ]
 
 MIDDLEWARE = [
+    "reservo.problems.RequestIdMiddleware",
+    "reservo.metrics.MetricsMiddleware",
+    "reservo.problems.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF: a booking form posted during maintenance gets the maintenance page.
+    "settings_app.middleware.MaintenanceMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Staff login: django-axes counts failures in PostgreSQL (shared by every instance) and
+# locks out a username from an address after too many.
+AUTHENTICATION_BACKENDS = [
+    "settings_app.auth.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("RESERVO_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("RESERVO_LOGIN_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 
 ROOT_URLCONF = "reservo.urls"
 WSGI_APPLICATION = "reservo.wsgi.application"
@@ -154,6 +175,46 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 RESERVO_DEFAULT_HOLD_TTL_SECONDS = env.int("RESERVO_DEFAULT_HOLD_TTL_SECONDS", default=600)
 
+# Notifications: email, webhooks and the worker that delivers the outbox ----------------
+
+# EMAIL_URL (django-environ: smtp+tls://user:password@host:587, consolemail://, ...)
+# or the RESERVO_EMAIL_* variables; the demo prints emails on the console.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = env.str("RESERVO_EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
+EMAIL_HOST = env.str("RESERVO_EMAIL_HOST", default=_email.get("EMAIL_HOST") or "localhost")
+EMAIL_PORT = env.int("RESERVO_EMAIL_PORT", default=_email.get("EMAIL_PORT") or 25)
+EMAIL_HOST_USER = env.str("RESERVO_EMAIL_USER", default=_email.get("EMAIL_HOST_USER") or "")
+EMAIL_HOST_PASSWORD = env.str(
+    "RESERVO_EMAIL_PASSWORD", default=_email.get("EMAIL_HOST_PASSWORD") or ""
+)
+EMAIL_USE_TLS = env.bool("RESERVO_EMAIL_USE_TLS", default=bool(_email.get("EMAIL_USE_TLS")))
+EMAIL_USE_SSL = env.bool("RESERVO_EMAIL_USE_SSL", default=bool(_email.get("EMAIL_USE_SSL")))
+EMAIL_TIMEOUT = env.int("RESERVO_EMAIL_TIMEOUT_S", default=10)
+EMAIL_FILE_PATH = env.str("RESERVO_EMAIL_FILE_PATH", default=_email.get("EMAIL_FILE_PATH") or "")
+DEFAULT_FROM_EMAIL = env.str("RESERVO_EMAIL_FROM", default="Reservo <bookings@reservo.localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Absolute base of the links in emails (the customer's manage page).
+RESERVO_PUBLIC_URL = env.str("RESERVO_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+RESERVO_WEBHOOK_TIMEOUT_S = env.float("RESERVO_WEBHOOK_TIMEOUT_S", default=5.0)
+RESERVO_OUTBOX_BATCH_SIZE = env.int("RESERVO_OUTBOX_BATCH_SIZE", default=10)
+# A claimed row that is not marked done within the lease is delivered again (at most once
+# more per lease), so the lease must exceed a batch of slow deliveries.
+RESERVO_OUTBOX_LEASE_SECONDS = env.float("RESERVO_OUTBOX_LEASE_SECONDS", default=120.0)
+RESERVO_OUTBOX_MAX_ATTEMPTS = env.int("RESERVO_OUTBOX_MAX_ATTEMPTS", default=10)
+RESERVO_OUTBOX_BACKOFF_BASE_SECONDS = env.float("RESERVO_OUTBOX_BACKOFF_BASE_SECONDS", default=10.0)
+RESERVO_OUTBOX_BACKOFF_MAX_SECONDS = env.float("RESERVO_OUTBOX_BACKOFF_MAX_SECONDS", default=3600.0)
+RESERVO_OUTBOX_RETENTION_DAYS = env.int("RESERVO_OUTBOX_RETENTION_DAYS", default=7)
+RESERVO_IDEMPOTENCY_RETENTION_HOURS = env.int("RESERVO_IDEMPOTENCY_RETENTION_HOURS", default=24)
+RESERVO_WORKER_POLL_SECONDS = env.float("RESERVO_WORKER_POLL_SECONDS", default=1.0)
+RESERVO_WORKER_EXPIRE_EVERY_SECONDS = env.float("RESERVO_WORKER_EXPIRE_EVERY_SECONDS", default=5.0)
+RESERVO_WORKER_PURGE_EVERY_SECONDS = env.float("RESERVO_WORKER_PURGE_EVERY_SECONDS", default=3600.0)
+
+# Benchmark ---------------------------------------------------------------------------
+
+# `make bench` only: routes the no-database floor views (bench/floor.py) on its own server.
+RESERVO_BENCH_FLOOR = env.bool("RESERVO_BENCH_FLOOR", default=False)
+
 # Internationalisation ---------------------------------------------------------------
 
 LANGUAGE_CODE = "en"
@@ -196,14 +257,34 @@ SILENCED_SYSTEM_CHECKS = env.list("RESERVO_SILENCED_SYSTEM_CHECKS", default=[])
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "reservo.problems.ReservoAutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "reservo.problems.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+# Per API client, in the shared cache ("<count>/<s|min|h|day>"): reads, booking writes,
+# resource writes.
+RESERVO_THROTTLE_RATES = {
+    "read": env.str("RESERVO_THROTTLE_READ", default="100000/min"),
+    "book": env.str("RESERVO_THROTTLE_BOOK", default="100000/min"),
+    "manage": env.str("RESERVO_THROTTLE_MANAGE", default="100000/min"),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Reservo API",
     "DESCRIPTION": "Reservations that never sell a place twice.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ReservationStatusEnum": "bookings.models.ReservationStatus",
+        "ResourceStateEnum": "resources.models.ResourceState",
+        "ResourceKindEnum": "resources.models.ResourceKind",
+    },
 }
 
 # Logging ----------------------------------------------------------------------------

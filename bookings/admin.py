@@ -1,0 +1,403 @@
+"""Reservations and API clients in the back office.
+
+Nothing here changes a reservation's status or a counter by hand: reservations are
+read-only (no add, no edit, no delete), and the confirm/cancel actions call the booking
+services, which record each transition in the history shown on the detail page.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from bookings.api_keys import api_client_create, api_client_revoke
+from bookings.models import (
+    ApiClient,
+    ApiScope,
+    Reservation,
+    ReservationEvent,
+    ReservationSeat,
+    ReservationStatus,
+)
+from bookings.services import Actor, reservation_cancel, reservation_confirm
+from reservo.errors import HoldExpired, InvalidState, ReservoError, ValidationFailed
+
+CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def staff_actor(request: HttpRequest) -> Actor:
+    return Actor("staff", request.user.get_username())
+
+
+class ReservationEventInline(admin.TabularInline):
+    model = ReservationEvent
+    fields = readonly_fields = ("occurred_at", "from_status", "to_status", "actor")
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ["occurred_at", "id"]
+    verbose_name = _("history event")
+    verbose_name_plural = _("history")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The history belongs to the reservation: whoever may see one sees the other.
+        return request.user.has_perm("bookings.view_reservation")
+
+
+def _seat_labels(reservation: Reservation) -> str:
+    links = reservation.seat_links.all()
+    return ", ".join(link.seat.label for link in links)
+
+
+def _csv_cell(value: Any) -> str:
+    """A spreadsheet must not run a customer-typed name as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@admin.register(Reservation)
+class ReservationAdmin(admin.ModelAdmin):
+    list_display = [
+        "reference",
+        "resource",
+        "customer_name",
+        "customer_email",
+        "quantity",
+        "seats",
+        "status",
+        "created_at",
+        "hold_expires_at",
+        "confirmed_at",
+        "cancelled_at",
+    ]
+    list_filter = ["status", "resource", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["reference", "customer_email", "customer_name"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]
+    list_select_related = ["resource"]
+    list_per_page = 100
+    inlines = [ReservationEventInline]
+    actions = ["cancel_reservations", "confirm_reservations"]
+    change_list_template = "admin/bookings/reservation/change_list.html"
+    fields = readonly_fields = (
+        "reference",
+        "public_id",
+        "resource",
+        "quantity",
+        "seats",
+        "status",
+        "customer_name",
+        "customer_email",
+        "api_client",
+        "created_at",
+        "hold_expires_at",
+        "confirmed_at",
+        "cancelled_at",
+        "expired_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Reservation]:
+        seat_links = ReservationSeat.objects.select_related("seat").order_by("seat_id")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("resource", "api_client")
+            .prefetch_related(Prefetch("seat_links", queryset=seat_links))
+        )
+
+    @admin.display(description=_("seats"))
+    def seats(self, obj: Reservation) -> str:
+        return _seat_labels(obj)
+
+    # Bookings are made and changed through the services only.
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bookings.cancel_reservation")
+
+    def has_confirm_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bookings.confirm_reservation")
+
+    # Actions ---------------------------------------------------------------------------
+
+    @admin.action(description=_("Cancel selected reservations"), permissions=["cancel"])
+    def cancel_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
+        self._transition_each(request, queryset, reservation_cancel, gettext("cancelled"))
+
+    @admin.action(description=_("Confirm selected holds"), permissions=["confirm"])
+    def confirm_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
+        self._transition_each(request, queryset, reservation_confirm, gettext("confirmed"))
+
+    def _transition_each(
+        self, request: HttpRequest, queryset: QuerySet[Reservation], service: Any, done: str
+    ) -> None:
+        """One service call (one transaction) per reservation; reports what became of each."""
+        actor = staff_actor(request)
+        changed = 0
+        unchanged: Counter[str] = Counter()
+        failures: list[str] = []
+        rows = queryset.order_by("id").values_list("id", "reference")
+        for reservation_id, reference in rows:
+            try:
+                service(reservation_id=reservation_id, actor=actor)
+                changed += 1
+            except HoldExpired:
+                unchanged[ReservationStatus.EXPIRED] += 1
+            except InvalidState as exc:
+                unchanged[exc.extras.get("current_status", "")] += 1
+            except ReservoError as exc:
+                failures.append(f"{reference}: {exc.detail}")
+        parts = [
+            gettext("%(count)d %(done)s") % {"count": changed, "done": done},
+            *(
+                ngettext(
+                    "%(count)d was already %(status)s",
+                    "%(count)d were already %(status)s",
+                    count,
+                )
+                % {"count": count, "status": _status_label(status)}
+                for status, count in sorted(unchanged.items())
+            ),
+        ]
+        level = messages.SUCCESS if changed and not unchanged and not failures else messages.WARNING
+        self.message_user(request, ", ".join(parts) + ".", level)
+        for failure in failures:
+            self.message_user(request, failure, messages.ERROR)
+
+    # CSV export of the filtered list -------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        urls = [
+            path(
+                "export.csv",
+                self.admin_site.admin_view(self.export_csv_view),
+                name="bookings_reservation_export",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def export_csv_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The changelist's rows (same filters, search and ordering), every page, as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest(gettext("Unknown filter."))
+        rows = changelist.get_queryset(request)
+        header = [
+            "reference",
+            "resource",
+            "quantity",
+            "seats",
+            "status",
+            "customer_name",
+            "customer_email",
+            "api_client",
+            "created_at",
+            "hold_expires_at",
+            "confirmed_at",
+            "cancelled_at",
+            "expired_at",
+        ]
+
+        def lines() -> Iterator[str]:
+            writer = csv.writer(_Echo())
+            yield writer.writerow(header)
+            for r in rows.iterator(chunk_size=500):
+                yield writer.writerow(
+                    [
+                        _csv_cell(value)
+                        for value in (
+                            r.reference,
+                            r.resource.name,
+                            r.quantity,
+                            _seat_labels(r),
+                            r.status,
+                            r.customer_name,
+                            r.customer_email,
+                            r.api_client.name if r.api_client else "",
+                            *(
+                                _iso(getattr(r, field))
+                                for field in (
+                                    "created_at",
+                                    "hold_expires_at",
+                                    "confirmed_at",
+                                    "cancelled_at",
+                                    "expired_at",
+                                )
+                            ),
+                        )
+                    ]
+                )
+
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="reservations-{stamp}.csv"'
+        return response
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def _status_label(status: str) -> str:
+    try:
+        return str(ReservationStatus(status).label).lower()
+    except ValueError:
+        return status
+
+
+# API clients ---------------------------------------------------------------------------
+
+
+class ApiClientCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"),
+        choices=ApiScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("book: its own reservations; manage: everything, including resources."),
+    )
+
+    class Meta:
+        model = ApiClient
+        fields = ["name", "scopes"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.created: tuple[ApiClient, str] | None = None
+
+    def full_clean(self) -> None:
+        """Creates the client through the service once the form is valid (inside the
+        admin's transaction), so that a refusal becomes a message on the form."""
+        super().full_clean()
+        if not self.is_bound or self.errors or self.created is not None:
+            return
+        try:
+            self.created = api_client_create(
+                name=self.cleaned_data["name"], scopes=self.cleaned_data["scopes"]
+            )
+        except ValidationFailed as exc:
+            for field, field_errors in exc.errors.items():
+                for message in field_errors:
+                    self.add_error(field if field in self.fields else None, message)
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = ["name", "scope_list", "key_prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "key_prefix"]
+    ordering = ["name"]
+    actions = ["revoke_keys"]
+    readonly_fields = [
+        "name",
+        "scope_list",
+        "key_prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, obj: ApiClient) -> str:
+        return ", ".join(obj.scopes)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        if obj is None:
+            kwargs["form"] = ApiClientCreateForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+        return ["name", "scopes"] if obj is None else list(self.readonly_fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+        return [] if obj is None else list(self.readonly_fields)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: reservations keep pointing at their client
+
+    def save_model(self, request: HttpRequest, obj: ApiClient, form: Any, change: bool) -> None:
+        if change:
+            return  # every field is read-only once created
+        client, key = form.created
+        obj.pk = client.pk
+        obj.key_prefix, obj.key_hash, obj.created_at = (
+            client.key_prefix,
+            client.key_hash,
+            client.created_at,
+        )
+        obj.new_key = key  # type: ignore[attr-defined]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """No related objects; the form was never saved itself (the service created the row)."""
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The key, once: it is rendered into this page and never stored or sent again."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("API key created"),
+            "client": obj,
+            "key": obj.new_key,  # type: ignore[attr-defined]
+        }
+        response = TemplateResponse(request, "admin/bookings/apiclient/key_created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description=_("Revoke selected keys"), permissions=["change"])
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+        revoked = already = 0
+        for client in queryset.order_by("id"):
+            if client.revoked_at is not None:
+                already += 1
+                continue
+            api_client_revoke(client_id=client.pk)
+            revoked += 1
+        text = ngettext("%(count)d key revoked", "%(count)d keys revoked", revoked) % {
+            "count": revoked
+        }
+        if already:
+            text += ", " + ngettext(
+                "%(count)d was already revoked", "%(count)d were already revoked", already
+            ) % {"count": already}
+        self.message_user(request, text + ".", messages.SUCCESS)

@@ -1,0 +1,342 @@
+"""Resources in the back office: list with live counters, create/edit through the services,
+seat generation, open/close/cancel actions and the counter reconciliation page.
+
+The admin never writes a counter: creates and edits go through `resources.services`, and
+the event cancellation cancels each reservation through `bookings.services`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from bookings.models import ACTIVE_STATUSES, Reservation
+from bookings.services import Actor, reservation_cancel
+from reservo.errors import InvalidState, ReservoError, ValidationFailed
+from resources.models import Resource, ResourceKind, ResourceState
+from resources.selectors import (
+    availability_of,
+    resources_counter_drift,
+    resources_with_availability,
+)
+from resources.services import (
+    SeatSpec,
+    resource_add_seats,
+    resource_create,
+    resource_update,
+    seat_specs_from_labels,
+    seat_specs_from_rows,
+)
+
+EDITABLE_FIELDS = [
+    "name",
+    "description",
+    "venue",
+    "capacity",
+    "state",
+    "starts_at",
+    "ends_at",
+    "max_per_booking",
+]
+
+
+def staff_actor(request: HttpRequest) -> Actor:
+    return Actor("staff", request.user.get_username())
+
+
+def _split(text: str) -> list[str]:
+    return [part for part in (p.strip() for p in text.replace("\n", ",").split(",")) if part]
+
+
+class ResourceForm(forms.ModelForm):
+    """Once Django's own validation passes, the write happens here, inside the admin's
+    transaction, so that whatever the service refuses (capacity below booked, bad seats,
+    a lock wait past its bound) becomes a message on the form instead of an error page."""
+
+    slug = forms.SlugField(
+        label=_("slug"),
+        max_length=200,
+        required=False,
+        help_text=_("Leave empty to derive it from the name."),
+    )
+    capacity = forms.IntegerField(
+        label=_("capacity"),
+        min_value=1,
+        required=False,
+        help_text=_("Places. A seated resource's capacity is its number of seats."),
+    )
+    seat_rows = forms.CharField(
+        label=_("seat rows"),
+        required=False,
+        help_text=_("Seated: row names, comma separated (A, B, C), with seats per row."),
+    )
+    seats_per_row = forms.IntegerField(label=_("seats per row"), min_value=1, required=False)
+    seat_labels = forms.CharField(
+        label=_("seat labels"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Or a list of seat labels (A1, A2, B1...), comma or line separated."),
+    )
+
+    class Meta:
+        model = Resource
+        fields = ["name", "slug", "kind", *EDITABLE_FIELDS[1:]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.saved: Resource | None = None
+
+    def seat_specs(self) -> list[SeatSpec]:
+        rows = _split(self.cleaned_data.get("seat_rows") or "")
+        per_row = self.cleaned_data.get("seats_per_row")
+        labels = _split(self.cleaned_data.get("seat_labels") or "")
+        if labels and (rows or per_row):
+            raise ValidationFailed(
+                {"seat_labels": [gettext("Give rows and seats per row, or labels, not both.")]}
+            )
+        if labels:
+            return seat_specs_from_labels(labels)
+        if rows or per_row:
+            if not rows or not per_row:
+                raise ValidationFailed(
+                    {"seats_per_row": [gettext("Give both the rows and the seats per row.")]}
+                )
+            return seat_specs_from_rows(rows, per_row)
+        return []
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if not self.is_bound or self.errors or self.saved is not None:
+            return
+        try:
+            self.saved = self._write()
+        except ValidationFailed as exc:
+            self._add_errors(exc.errors)
+        except ReservoError as exc:
+            field = "capacity" if exc.code == "capacity_below_booked" else None
+            self.add_error(field, exc.detail)
+
+    def _add_errors(self, errors: dict[str, list[str]]) -> None:
+        for field, field_errors in errors.items():
+            target = field if field in self.fields else None
+            if field == "seats":
+                target = "seat_labels" if "seat_labels" in self.fields else None
+            for message in field_errors:
+                self.add_error(target, message)
+
+    def _write(self) -> Resource:
+        data = self.cleaned_data
+        seats = self.seat_specs()
+        if self.instance.pk is None:
+            return resource_create(
+                name=data["name"],
+                slug=data.get("slug") or None,
+                kind=data["kind"],
+                capacity=data.get("capacity"),
+                seats=seats,
+                state=data["state"],
+                starts_at=data.get("starts_at"),
+                ends_at=data.get("ends_at"),
+                max_per_booking=data.get("max_per_booking"),
+                description=data.get("description") or "",
+                venue=data.get("venue") or "",
+            )
+        changes = {
+            field: data.get(field) for field in self.changed_data if field in EDITABLE_FIELDS
+        }
+        if "capacity" in changes and changes["capacity"] is None:
+            raise ValidationFailed({"capacity": [gettext("Capacity must be at least 1.")]})
+        for field in ("description", "venue"):
+            if field in changes and changes[field] is None:
+                changes[field] = ""
+        resource = self.instance
+        if changes:
+            resource = resource_update(resource_id=self.instance.pk, **changes)
+        if seats:
+            resource = resource_add_seats(resource_id=self.instance.pk, seats=seats)
+        return resource
+
+
+class AvailabilityFilter(admin.SimpleListFilter):
+    title = _("availability")
+    parameter_name = "availability"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("available", _("Places left")), ("full", _("Full"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        left = F("capacity") - F("held") + F("expired_held") - F("confirmed")
+        if self.value() == "available":
+            return queryset.alias(left=left).filter(left__gt=0)
+        if self.value() == "full":
+            return queryset.alias(left=left).filter(left__lte=0)
+        return queryset
+
+
+@admin.register(Resource)
+class ResourceAdmin(admin.ModelAdmin):
+    form = ResourceForm
+    list_display = [
+        "name",
+        "kind",
+        "state",
+        "starts_at",
+        "capacity",
+        "held_now",
+        "confirmed",
+        "available_now",
+    ]
+    list_filter = ["state", "kind", AvailabilityFilter, ("starts_at", admin.DateFieldListFilter)]
+    search_fields = ["name", "slug", "venue"]
+    date_hierarchy = "starts_at"
+    ordering = ["starts_at", "id"]
+    actions = ["open_resources", "close_resources", "cancel_events"]
+    change_list_template = "admin/resources/resource/change_list.html"
+    readonly_counter_fields = ["held_now", "confirmed", "available_now", "seat_count"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Resource]:
+        return resources_with_availability()
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        seat_fields = ["seat_rows", "seats_per_row", "seat_labels"]
+        fieldsets: list[Any] = [
+            (None, {"fields": ["name", "slug", "kind"]}),
+            (
+                _("Booking"),
+                {"fields": ["state", "capacity", "max_per_booking", "starts_at", "ends_at"]},
+            ),
+            (_("Details"), {"fields": ["venue", "description"]}),
+        ]
+        if obj is None or obj.kind == ResourceKind.SEATED:
+            title = _("Seats") if obj is None else _("Add seats")
+            fieldsets.append((title, {"fields": seat_fields}))
+        if obj is not None:
+            fieldsets.append((_("Counters (read-only)"), {"fields": self.readonly_counter_fields}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["slug", "kind", *self.readonly_counter_fields]
+
+    @admin.display(description=_("held"))
+    def held_now(self, obj: Resource) -> int:
+        return availability_of(obj)["held"]
+
+    @admin.display(description=_("available"))
+    def available_now(self, obj: Resource) -> int:
+        return availability_of(obj)["available"]
+
+    @admin.display(description=_("seats"))
+    def seat_count(self, obj: Resource) -> int:
+        return obj.seats.count()
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        assert form.saved is not None, "ResourceForm.clean saves through the services"
+        return form.saved
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Nothing to do: the form's validation already saved through the services."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    # Actions ---------------------------------------------------------------------------
+
+    def _set_state(self, request: HttpRequest, queryset: QuerySet[Resource], state: str) -> None:
+        changed, refused = 0, []
+        for resource in queryset.order_by("id"):
+            if resource.state == state:
+                continue
+            try:
+                resource_update(resource_id=resource.pk, state=state)
+                changed += 1
+            except ReservoError as exc:
+                refused.append(f"{resource}: {exc.detail}")
+        label = ResourceState(state).label
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d resource set to %(state)s.",
+                "%(count)d resources set to %(state)s.",
+                changed,
+            )
+            % {"count": changed, "state": str(label).lower()},
+            messages.SUCCESS,
+        )
+        for line in refused:
+            self.message_user(request, line, messages.ERROR)
+
+    @admin.action(description=_("Open for booking"), permissions=["change"])
+    def open_resources(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
+        self._set_state(request, queryset, ResourceState.OPEN)
+
+    @admin.action(description=_("Close for booking"), permissions=["change"])
+    def close_resources(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
+        self._set_state(request, queryset, ResourceState.CLOSED)
+
+    @admin.action(
+        description=_("Cancel event (cancels every active reservation)"), permissions=["change"]
+    )
+    def cancel_events(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
+        actor = staff_actor(request)
+        for resource in queryset.order_by("id"):
+            # No new bookings first (they need an open resource), then cancel what is there.
+            if resource.state != ResourceState.CANCELLED:
+                resource_update(resource_id=resource.pk, state=ResourceState.CANCELLED)
+            cancelled = already = 0
+            active = Reservation.objects.filter(resource=resource, status__in=ACTIVE_STATUSES)
+            for reservation_id in active.order_by("id").values_list("id", flat=True):
+                try:
+                    reservation_cancel(reservation_id=reservation_id, actor=actor)
+                    cancelled += 1
+                except InvalidState:
+                    already += 1
+            text = ngettext(
+                "%(name)s cancelled: %(count)d reservation cancelled",
+                "%(name)s cancelled: %(count)d reservations cancelled",
+                cancelled,
+            ) % {"name": resource, "count": cancelled}
+            if already:
+                text += ", " + ngettext(
+                    "%(count)d was no longer active",
+                    "%(count)d were no longer active",
+                    already,
+                ) % {"count": already}
+            self.message_user(request, text + ".", messages.SUCCESS)
+
+    # Reconciliation ----------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        urls = [
+            path(
+                "reconcile/",
+                self.admin_site.admin_view(self.reconcile_view),
+                name="resources_resource_reconcile",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def reconcile_view(self, request: HttpRequest) -> HttpResponse:
+        """Counters against a recount of active reservations, per resource (expected: none)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        drift = resources_counter_drift()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Counter reconciliation"),
+            "drift": drift,
+            "checked": Resource.objects.count(),
+        }
+        return TemplateResponse(request, "admin/resources/resource/reconcile.html", context)
