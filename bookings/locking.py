@@ -63,7 +63,7 @@ def in_booking_transaction(
             raise
         except DatabaseError as exc:
             if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt < attempts:
-                logger.info("retrying booking transaction after %s", sqlstate_of(exc))
+                logger.debug("retrying booking transaction after %s", sqlstate_of(exc))
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))
                 continue
             domain_error = database_error_to_domain(exc)

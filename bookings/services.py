@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, Subquery
+from django.db.models import BooleanField, Subquery, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 from django.utils.translation import gettext as _
 
 from bookings.locking import in_booking_transaction
@@ -29,6 +29,7 @@ from bookings.models import (
     ReservationSeat,
     ReservationStatus,
 )
+from bookings.notifications import outbox_enqueue
 from reservo.errors import (
     HoldExpired,
     InvalidState,
@@ -87,8 +88,14 @@ def _new_reference() -> str:
     return "RSV-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
 
 
-def _settings_value(field: str) -> Subquery:
-    return Subquery(SystemSettings.objects.filter(id=SINGLETON_ID).values(field)[:1])
+def _settings_value(field: str) -> Coalesce:
+    """One SystemSettings field as a subquery, read in the same statement as the resource lock."""
+    model_field = SystemSettings._meta.get_field(field)
+    return Coalesce(
+        Subquery(SystemSettings.objects.filter(id=SINGLETON_ID).values(field)[:1]),
+        Value(model_field.get_default()),
+        output_field=model_field,
+    )
 
 
 def _lock_resource(resource_id: int, actor: Actor) -> Resource:
@@ -116,14 +123,21 @@ def _lock_resource(resource_id: int, actor: Actor) -> Resource:
     return resource
 
 
-def _record(reservations: Sequence[Reservation], from_status: str, actor: Actor) -> None:
-    """History rows for transitions made in the current transaction."""
+def _record(
+    reservations: Sequence[Reservation],
+    from_status: str,
+    actor: Actor,
+    *,
+    manage_token: str | None = None,
+) -> None:
+    """History rows and outbox notifications for transitions made in the current transaction."""
     ReservationEvent.objects.bulk_create(
         ReservationEvent(
             reservation=r, from_status=from_status, to_status=r.status, actor=str(actor)
         )
         for r in reservations
     )
+    outbox_enqueue(reservations, manage_token=manage_token)
 
 
 def _on_commit_invalidate(resource_id: int) -> None:
@@ -227,7 +241,7 @@ def reservation_book(
                 ReservationSeat(reservation=reservation, seat_id=seat_id, resource_id=resource_id)
                 for seat_id in seat_ids
             )
-        _record([reservation], "", actor)
+        _record([reservation], "", actor, manage_token=token)
         _on_commit_invalidate(resource_id)
         reservation.resource = resource
         return reservation

@@ -27,6 +27,9 @@ class ResourceFactory(factory.django.DjangoModelFactory):
 class SeatedResourceFactory(ResourceFactory):
     """A seated resource with `rows` x `per_row` seats (A1..). Capacity follows the seats."""
 
+    class Meta:
+        skip_postgeneration_save = True
+
     kind = ResourceKind.SEATED
     capacity = 1
 

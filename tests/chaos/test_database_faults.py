@@ -1,0 +1,127 @@
+"""Faults around the booking transaction: lock waits are bounded, a killed connection leaves
+nothing behind, and the next request recovers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+
+from bookings.locking import set_local_timeouts
+from bookings.models import Reservation, ReservationEvent
+from bookings.services import reservation_book
+from reservo.errors import Busy, Unavailable
+from tests.conftest import CUSTOMER, run_concurrently, scalar
+from tests.factories import ResourceFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def outside_connection() -> psycopg.Connection:
+    """A connection that is not Django's: another app, a DBA's psql, a stuck migration."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params)
+
+
+def test_a_held_resource_lock_makes_booking_busy_within_the_bound(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.RESERVO_LOCK_TIMEOUT_MS = 500
+    resource = ResourceFactory(capacity=5)
+    with outside_connection() as blocker:
+        blocker.execute("SELECT id FROM resources_resource WHERE id = %s FOR UPDATE", [resource.pk])
+        started = time.monotonic()
+        with pytest.raises(Busy) as error:
+            reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+        elapsed = time.monotonic() - started
+        blocker.rollback()
+    assert elapsed < settings.RESERVO_LOCK_TIMEOUT_MS / 1000 + 1
+    assert error.value.as_problem()["status"] == 503 and error.value.retry_after
+    assert not Reservation.objects.exists() and not ReservationEvent.objects.exists()
+    resource.refresh_from_db()
+    assert (resource.held, resource.confirmed) == (0, 0)
+    # Once the lock is gone, booking works again.
+    reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+    assert Reservation.objects.count() == 1
+
+
+def test_many_waiters_on_a_stuck_lock_all_get_busy_not_a_hang(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.RESERVO_LOCK_TIMEOUT_MS = 300
+    resource = ResourceFactory(capacity=50)
+    with outside_connection() as blocker:
+        blocker.execute("SELECT id FROM resources_resource WHERE id = %s FOR UPDATE", [resource.pk])
+        results = run_concurrently(
+            20,
+            lambda i: reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER),
+            timeout=30,
+        )
+        blocker.rollback()
+    assert all(isinstance(r, Busy) for r in results)
+    assert not Reservation.objects.exists()
+
+
+def test_connection_killed_mid_transaction_leaves_nothing_and_the_next_request_recovers(
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.RESERVO_LOCK_TIMEOUT_MS = 10_000
+    resource = ResourceFactory(capacity=5)
+    outcome: list[BaseException] = []
+    with outside_connection() as blocker:
+        blocker.execute("SELECT id FROM resources_resource WHERE id = %s FOR UPDATE", [resource.pk])
+
+        def book() -> None:
+            try:
+                connection.connect()
+                connection.connection.execute("SET application_name = 'reservo-victim'")
+                reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+            except BaseException as exc:
+                outcome.append(exc)
+            finally:
+                connection.close()
+
+        victim = threading.Thread(target=book)
+        victim.start()
+        with outside_connection() as admin:
+            admin.autocommit = True
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                waiting = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'reservo-victim' "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchone()
+                if waiting:
+                    admin.execute("SELECT pg_terminate_backend(%s)", [waiting[0]])
+                    break
+            else:
+                pytest.fail("the booking never waited on the lock")
+        victim.join(15)
+        blocker.rollback()
+    assert not victim.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], Unavailable)
+    assert outcome[0].as_problem()["status"] == 503
+    assert not Reservation.objects.exists()
+    assert (
+        scalar("SELECT held + confirmed FROM resources_resource WHERE id = %s", [resource.pk]) == 0
+    )
+    booking = reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+    assert booking.reservation.pk is not None
+
+
+def setting_ms(name: str) -> int:
+    return int(scalar("SELECT setting FROM pg_settings WHERE name = %s", [name]))
+
+
+def test_timeouts_are_set_for_the_booking_transaction_only(settings) -> None:  # type: ignore[no-untyped-def]
+    with transaction.atomic():
+        set_local_timeouts()
+        assert setting_ms("lock_timeout") == settings.RESERVO_LOCK_TIMEOUT_MS
+        assert setting_ms("statement_timeout") == settings.RESERVO_STATEMENT_TIMEOUT_MS
+    assert setting_ms("lock_timeout") == 0
+    # Outside booking transactions the connection keeps its bounds too.
+    assert setting_ms("statement_timeout") == settings.RESERVO_STATEMENT_TIMEOUT_MS
+    assert setting_ms("idle_in_transaction_session_timeout") == (
+        settings.RESERVO_IDLE_IN_TRANSACTION_TIMEOUT_MS
+    )
