@@ -227,6 +227,8 @@ class OutboxMessage(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Set by the worker that claimed the row; a worker whose lease ran out no longer owns it.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -251,3 +253,24 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} to {self.channel}:{self.target}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at delivering an outbox message: the delivery log shown to staff."""
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="log")
+    attempt = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField(db_default=Now(), editable=False)
+    duration_ms = models.PositiveIntegerField(default=0)
+    succeeded = models.BooleanField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    worker = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["-attempted_at", "-id"]
+        indexes = [models.Index(fields=["message", "attempted_at"], name="delivery_by_message")]
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.succeeded else "failed"
+        return f"#{self.attempt} {outcome}"

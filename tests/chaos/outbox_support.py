@@ -1,0 +1,162 @@
+"""Test doubles for notification delivery: a real HTTP receiver on 127.0.0.1 and workers.
+
+Used by the outbox, worker, webhook and chaos tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "") -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Delivery:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookReceiver:
+    """Counts every POST; answers `status` after `delay` seconds.
+
+    `hold_request` (1-based) makes that request wait, unanswered, until `release` is set.
+    """
+
+    status: int = 200
+    delay: float = 0.0
+    hold_request: int | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    holding: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver._lock:
+                    receiver.deliveries.append(Delivery(self.path, dict(self.headers), body))
+                    number = len(receiver.deliveries)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                if number == receiver.hold_request:
+                    receiver.holding.set()
+                    receiver.release.wait(30)
+                try:
+                    self.send_response(receiver.status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the sender is gone (killed): nothing to answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.deliveries)
+
+    def event_counts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(d.event["id"] for d in self.deliveries)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL, for worker processes."""
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    host = db["HOST"] or ""
+    if host.startswith("/"):
+        return f"postgres://{auth}@/{db['NAME']}?host={quote(host)}"
+    return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def worker_env(**overrides: object) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "reservo.settings",
+        "DATABASE_URL": database_url(),
+        "RESERVO_CACHE_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "RESERVO_EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+        "RESERVO_WORKER_POLL_SECONDS": "0.05",
+        "RESERVO_LOG_LEVEL": "WARNING",
+    }
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+@contextmanager
+def worker_process(**env: object) -> Iterator[subprocess.Popen[bytes]]:
+    """`manage.py run_worker` in a real process; killed at the end if still running."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_worker"],
+        cwd=BASE_DIR,
+        env=worker_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert process.stderr is not None
+        process.stderr.close()
