@@ -1,0 +1,162 @@
+"""What every v1 API view shares: API-key auth, scopes, per-client throttles,
+pagination, UTC timestamps and idempotent unsafe methods."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from rest_framework import generics, serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from bookings.api.idempotency import (
+    IDEMPOTENCY_HEADER,
+    IdempotentRequest,
+    idempotency_key_validate,
+    idempotent_execute,
+    request_hash,
+)
+from bookings.api_keys import ApiKeyAuthentication, HasScope
+from bookings.models import ApiClient, ApiScope
+from reservo.problems import (
+    PROBLEM_CONTENT_TYPE,
+    UNSAFE_METHODS,
+    domain_error_for,
+    problem_status,
+)
+
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+class ApiPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class TimestampField(serializers.DateTimeField):
+    """ISO 8601 in UTC with an explicit offset ("+00:00"), whatever the server's zone."""
+
+    def to_representation(self, value: datetime | None) -> Any:
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat()
+
+
+class ClientRateThrottle(BaseThrottle):
+    """Fixed-window request counter per client and scope in the shared cache.
+
+    A counter (one INCR) rather than DRF's timestamp history, which grows with the rate.
+    If the cache is unreachable the request is allowed: throttling fails open.
+    """
+
+    def __init__(self) -> None:
+        self.wait_seconds: float | None = None
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        client = request.auth
+        if not isinstance(client, ApiClient):
+            return True
+        scope = (
+            getattr(view, "throttle_scope", ApiScope.BOOK)
+            if request.method in UNSAFE_METHODS
+            else "read"
+        )
+        rate = settings.RESERVO_THROTTLE_RATES.get(scope)
+        if not rate:
+            return True
+        limit, period = _parse_rate(rate)
+        now = time.time()
+        window = int(now // period)
+        key = f"throttle:{scope}:{client.pk}:{window}"
+        try:
+            cache.add(key, 0, timeout=period + 1)
+            count = cache.incr(key)
+        except Exception:  # the cache is down or lost the key: fail open
+            return True
+        if count is None or count <= limit:
+            return True
+        self.wait_seconds = period - (now % period)
+        return False
+
+    def wait(self) -> float | None:
+        return math.ceil(self.wait_seconds) if self.wait_seconds is not None else None
+
+
+def _parse_rate(rate: str) -> tuple[int, int]:
+    count, _slash, unit = rate.partition("/")
+    period = {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit.strip()[:1].lower()]
+    return int(count), period
+
+
+class ApiView(generics.GenericAPIView):
+    """Base of every /api/v1/ view.
+
+    `required_scopes` maps a method to the scope it needs (default `book`);
+    `throttle_scope` names the rate applying to unsafe methods.
+    """
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasScope]
+    throttle_classes = [ClientRateThrottle]
+    pagination_class: type[ApiPagination] | None = ApiPagination
+    renderer_classes = [JSONRenderer]
+    required_scopes: dict[str, str] = {}
+    throttle_scope = ApiScope.BOOK
+
+    @property
+    def client(self) -> ApiClient:
+        client = self.request.auth
+        assert isinstance(client, ApiClient)
+        return client
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        method = (request.method or "").lower()
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if request.method in UNSAFE_METHODS and key is not None and hasattr(self, method):
+            handler = getattr(self, method)
+            idempotent = IdempotentRequest(
+                client=self.client,
+                key=idempotency_key_validate(key),
+                method=request.method or "",
+                path=request.path,
+                request_hash=request_hash(request._request.body),
+            )
+            setattr(self, method, self._idempotent(idempotent, handler))
+
+    def _idempotent(
+        self, idempotent: IdempotentRequest, handler: Callable[..., Response]
+    ) -> Callable[..., Response]:
+        def run(request: Request, *args: Any, **kwargs: Any) -> Response:
+            def execute() -> tuple[int, Any]:
+                try:
+                    response = handler(request, *args, **kwargs)
+                except Exception as exc:
+                    error = domain_error_for(exc)
+                    # A 5xx, or a database error that left the transaction unusable,
+                    # goes up through DRF's handler unrecorded.
+                    if error is None or problem_status(error) >= 500 or connection.needs_rollback:
+                        raise
+                    return problem_status(error), error.as_problem()
+                return response.status_code, response.data
+
+            stored = idempotent_execute(idempotent, execute)
+            content_type = PROBLEM_CONTENT_TYPE if stored.status >= 400 else None
+            response = Response(stored.body, status=stored.status, content_type=content_type)
+            if stored.replayed:
+                response[REPLAY_HEADER] = "true"
+            return response
+
+        return run

@@ -1,0 +1,185 @@
+"""Idempotent unsafe requests: one effect per (API client, Idempotency-Key).
+
+The first response is stored in the same transaction as the effect it reports, so a
+crash leaves either both or neither. Duplicates are serialised by a transaction-scoped
+advisory lock on (client, key): a duplicate waits for the first to commit and then
+replays its response; if the wait passes the lock timeout it gets 409
+`idempotency_in_progress`. Every response below 500 is recorded (a 4xx is an answer to
+that request too); 5xx responses (busy, unavailable, maintenance, bugs) are not, so a
+retry with the same key can succeed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models.functions import Now
+from django.utils.translation import gettext as _
+
+from bookings.locking import set_local_timeouts
+from bookings.models import ApiClient, IdempotencyRecord
+from reservo.errors import (
+    RETRYABLE_SQLSTATES,
+    SQLSTATE_LOCK_NOT_AVAILABLE,
+    SQLSTATE_QUERY_CANCELED,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    ReservoError,
+    ValidationFailed,
+    constraint_of,
+    sqlstate_of,
+)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+KEY_PATTERN = re.compile(r"^[\x20-\x7e]{1,255}$")
+RETENTION = timedelta(hours=24)
+UNIQUE_CONSTRAINT = "idempotency_key_unique"
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    client: ApiClient
+    key: str
+    method: str
+    path: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: Any
+    replayed: bool
+
+
+def idempotency_key_validate(key: str) -> str:
+    if not KEY_PATTERN.match(key):
+        raise ValidationFailed(
+            {IDEMPOTENCY_HEADER: [_("Use 1 to 255 printable ASCII characters.")]}
+        )
+    return key
+
+
+def request_hash(body: bytes) -> str:
+    """A hash of the request body; JSON bodies are canonicalised first, so key order and
+    whitespace do not make the same request look different."""
+    try:
+        canonical = json.dumps(
+            json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class _Unrecorded(Exception):
+    """A 5xx response: leave the transaction and record nothing."""
+
+    def __init__(self, response: StoredResponse) -> None:
+        self.response = response
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A failure that a fresh transaction can get past: a serialization failure or
+    deadlock, or (under REPEATABLE READ/SERIALIZABLE) a record committed after our
+    snapshot was taken."""
+    cause = exc.__cause__ if isinstance(exc, ReservoError) else exc
+    if cause is None:
+        return False
+    if isinstance(cause, IntegrityError) and constraint_of(cause) == UNIQUE_CONSTRAINT:
+        return True
+    return sqlstate_of(cause) in RETRYABLE_SQLSTATES
+
+
+def _lock_key(request: IdempotentRequest) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"idempotency:{request.client.pk}:{request.key}"],
+            )
+    except DatabaseError as exc:
+        if sqlstate_of(exc) in (SQLSTATE_LOCK_NOT_AVAILABLE, SQLSTATE_QUERY_CANCELED):
+            raise IdempotencyInProgress(
+                _("A request with this Idempotency-Key is still running. Retry shortly.")
+            ) from exc
+        raise
+
+
+def _attempt(request: IdempotentRequest, execute: Callable[[], tuple[int, Any]]) -> StoredResponse:
+    with transaction.atomic():
+        set_local_timeouts()
+        _lock_key(request)
+        record = (
+            IdempotencyRecord.objects.filter(api_client=request.client, key=request.key)
+            .only("method", "path", "request_hash", "response_status", "response_body")
+            .first()
+        )
+        if record is not None:
+            if (record.method, record.path, record.request_hash) != (
+                request.method,
+                request.path,
+                request.request_hash,
+            ):
+                raise IdempotencyKeyReused(
+                    _("This Idempotency-Key was used for a different request.")
+                )
+            return StoredResponse(
+                record.response_status, json.loads(record.response_body), replayed=True
+            )
+        status, body = execute()
+        response = StoredResponse(status, body, replayed=False)
+        if status >= 500:
+            raise _Unrecorded(response)
+        # The rendered text keeps the body's key order, so a replay is byte-identical.
+        IdempotencyRecord.objects.create(
+            api_client=request.client,
+            key=request.key,
+            method=request.method,
+            path=request.path,
+            request_hash=request.request_hash,
+            response_status=status,
+            response_body=json.dumps(body, ensure_ascii=False),
+        )
+        return response
+
+
+def idempotent_execute(
+    request: IdempotentRequest, execute: Callable[[], tuple[int, Any]]
+) -> StoredResponse:
+    """Run `execute` (returning status and JSON body) at most once for this client and
+    key, or replay what it returned the first time.
+
+    `execute` runs inside this transaction; the services it calls run as savepoints, so
+    serialization failures and deadlocks are retried here, from the top.
+    """
+    attempts = max(1, settings.RESERVO_SERIALIZATION_RETRIES)
+    for attempt in range(1, attempts + 1):
+        try:
+            return _attempt(request, execute)
+        except _Unrecorded as unrecorded:
+            return unrecorded.response
+        except (DatabaseError, ReservoError) as exc:
+            if attempt < attempts and _retryable(exc):
+                continue
+            if isinstance(exc, IntegrityError) and constraint_of(exc) == UNIQUE_CONSTRAINT:
+                raise IdempotencyInProgress() from exc
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def idempotency_records_purge(*, older_than: timedelta = RETENTION) -> int:
+    """Delete records older than `older_than` (never less than the 24 hours promised)."""
+    older_than = max(older_than, RETENTION)
+    deleted, _by_model = IdempotencyRecord.objects.filter(
+        created_at__lt=Now() - older_than
+    ).delete()
+    return deleted

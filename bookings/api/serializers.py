@@ -1,0 +1,107 @@
+"""Request and response shapes of the reservation and analytics endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from bookings.api.base import TimestampField
+from bookings.models import Reservation, ReservationStatus
+
+MAX_INT = 2**31 - 1
+MAX_BIGINT = 2**63 - 1
+
+
+class CustomerSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+
+
+class ReservationSerializer(serializers.Serializer):
+    """A reservation as integrators see it; `id` is its public UUID."""
+
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    reference = serializers.CharField(read_only=True)
+    resource = serializers.IntegerField(source="resource_id", read_only=True)
+    quantity = serializers.IntegerField(read_only=True)
+    seats = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=ReservationStatus.choices, read_only=True)
+    hold_expires_at = TimestampField(read_only=True, allow_null=True)
+    created_at = TimestampField(read_only=True)
+    confirmed_at = TimestampField(read_only=True, allow_null=True)
+    cancelled_at = TimestampField(read_only=True, allow_null=True)
+    expired_at = TimestampField(read_only=True, allow_null=True)
+    customer = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_seats(self, reservation: Reservation) -> list[int]:
+        seat_ids = getattr(reservation, "seat_ids", None)
+        if seat_ids is None:
+            seat_ids = sorted(link.seat_id for link in reservation.seat_links.all())
+        return list(seat_ids)
+
+    @extend_schema_field(CustomerSerializer)
+    def get_customer(self, reservation: Reservation) -> dict[str, str]:
+        return {"name": reservation.customer_name, "email": reservation.customer_email}
+
+
+class ReservationCreateSerializer(serializers.Serializer):
+    resource = serializers.IntegerField(min_value=1, max_value=MAX_BIGINT)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT, required=False)
+    seats = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_BIGINT),
+        required=False,
+        allow_empty=False,
+        max_length=10_000,
+    )
+    hold = serializers.BooleanField(default=False)
+    customer = CustomerSerializer(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "seats" in attrs and "quantity" in attrs:
+            raise serializers.ValidationError(
+                {"seats": [_("Give either seats or a quantity, not both.")]}
+            )
+        if "seats" not in attrs and "quantity" not in attrs:
+            raise serializers.ValidationError(
+                {"quantity": [_("Give a quantity or a list of seats.")]}
+            )
+        return attrs
+
+
+class ReservationConfirmSerializer(serializers.Serializer):
+    customer = CustomerSerializer(required=False)
+
+
+class AnalyticsQuerySerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=["day", "resource"], default="day")
+    # "from" is a keyword: the field is declared below under its wire name.
+    to = serializers.DateField(required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.DateField(required=False)
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("from"), attrs.get("to")
+        if start and end and end < start:
+            raise serializers.ValidationError({"to": [_("Must not be before 'from'.")]})
+        return attrs
+
+
+class AnalyticsRowSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The day (YYYY-MM-DD) or the resource's slug.")
+    resource = serializers.IntegerField(
+        required=False, help_text="With group_by=resource: the resource's id."
+    )
+    reservations = serializers.IntegerField(help_text="Reservations created.")
+    quantity = serializers.IntegerField(help_text="Places in them.")
+    cancelled = serializers.IntegerField(help_text="How many of them are cancelled.")
+
+
+class AnalyticsSerializer(serializers.Serializer):
+    results = AnalyticsRowSerializer(many=True)
