@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, Subquery, Value
+from django.db.models import BooleanField, Field, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Now
 from django.utils.translation import gettext as _
@@ -91,6 +91,7 @@ def _new_reference() -> str:
 def _settings_value(field: str) -> Coalesce:
     """One SystemSettings field as a subquery, read in the same statement as the resource lock."""
     model_field = SystemSettings._meta.get_field(field)
+    assert isinstance(model_field, Field)
     return Coalesce(
         Subquery(SystemSettings.objects.filter(id=SINGLETON_ID).values(field)[:1]),
         Value(model_field.get_default()),

@@ -100,11 +100,13 @@ def postgres_running() -> bool:
     pgdata, _ = _pg_paths()
     if not (pgdata / "PG_VERSION").exists():
         return False
+    as_user = _run_as_postgres_user()
     result = subprocess.run(
         [_pg_bin("pg_ctl"), "-D", str(pgdata), "status"],
         capture_output=True,
         check=False,
-        **_run_as_postgres_user(),  # type: ignore[arg-type]
+        user=as_user.get("user"),
+        group=as_user.get("group"),
     )
     return result.returncode == 0
 
@@ -286,8 +288,13 @@ def stop_redis() -> bool:
 def _checked(cmd: list[str], what: str, as_user: dict[str, int], log: Path | None = None) -> None:
     try:
         subprocess.run(
-            cmd, check=True, capture_output=True, timeout=START_TIMEOUT_S + 10, **as_user
-        )  # type: ignore[arg-type]
+            cmd,
+            check=True,
+            capture_output=True,
+            timeout=START_TIMEOUT_S + 10,
+            user=as_user.get("user"),
+            group=as_user.get("group"),
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
         log_tail = ""

@@ -119,6 +119,7 @@ def resource_create(
         errors["slug"] = [_("This slug is already used.")]
     if errors:
         raise ValidationFailed(errors)
+    assert capacity is not None
     _validate_times(starts_at, ends_at)
 
     with transaction.atomic():
