@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install run serve test lint bench stop clean
+.PHONY: install run serve test test-tools lint bench stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,14 @@ serve: $(STAMP)
 
 # The suite uses the embedded servers unless DATABASE_URL / REDIS_URL are set, and stops
 # them afterwards if it was the one that started them.
-test: $(STAMP)
+# System tools some tests drive (PgBouncer; Chromium for browser tests): installed from
+# Debian's packages when missing and running as root; those tests skip loudly otherwise.
+test-tools:
+	@if [ ! -x /usr/sbin/pgbouncer ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq pgbouncer) >/dev/null 2>&1 || echo "warning: could not install pgbouncer"; \
+	fi
+
+test: $(STAMP) test-tools
 	@started=""; \
 	if [ -z "$$DATABASE_URL" ] || [ -z "$$REDIS_URL" ]; then started=$$($(PY) -m reservo.embedded start) || exit 1; fi; \
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
