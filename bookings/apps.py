@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class BookingsConfig(AppConfig):
     name = "bookings"
     verbose_name = "Bookings"
+
+    def ready(self) -> None:
+        from bookings import admin_notifications  # noqa: F401  (registers the admin pages)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.conf import settings
@@ -55,7 +56,6 @@ EMAILED_STATUSES = (
 
 SIGNATURE_HEADER = "Reservo-Signature"
 EVENT_ID_HEADER = "Reservo-Event-Id"
-TIMESTAMP_HEADER = "Reservo-Timestamp"
 
 # One statement, whatever the number of reservations and endpoints: the hot path pays one
 # round trip. The payload snapshots the reservation as it is in this transaction.
@@ -199,7 +199,6 @@ def webhook_deliver(message: OutboundMessage, *, url: str, secret: str) -> int:
             "User-Agent": "Reservo-Webhooks/1",
             EVENT_ID_HEADER: str(message.event_id),
             "Idempotency-Key": str(message.event_id),
-            TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: webhook_signature(secret, timestamp, body),
         },
     )
@@ -224,13 +223,13 @@ EMAIL_SUBJECTS = {
 }
 
 
-def manage_url(public_id: str, token: str) -> str | None:
-    """The customer's self-service link, if the booking pages provide one."""
+def manage_url(reference: str, token: str) -> str | None:
+    """The customer's self-service link (the booking pages' manage page)."""
     try:
-        path = reverse("bookings:manage", kwargs={"public_id": public_id, "token": token})
+        path = reverse("bookings:manage", args=[reference])
     except NoReverseMatch:
         return None
-    return settings.RESERVO_PUBLIC_URL + path
+    return f"{settings.RESERVO_PUBLIC_URL}{path}?{urlencode({'token': token})}"
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -253,7 +252,7 @@ def email_message(message: OutboundMessage) -> EmailMultiAlternatives:
         "starts_at": _parse_time(resource.get("starts_at")),
         "ends_at": _parse_time(resource.get("ends_at")),
         "hold_expires_at": _parse_time(reservation.get("hold_expires_at")),
-        "manage_url": manage_url(reservation["id"], token) if token else None,
+        "manage_url": manage_url(reservation["reference"], token) if token else None,
     }
     template = message.event_type.removeprefix("reservation.")
     with translation.override(settings.LANGUAGE_CODE):

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, connections
 
-from bookings.models import IdempotencyRecord, OutboxMessage, WebhookEndpoint
+from bookings.api.idempotency import idempotency_records_purge
+from bookings.models import OutboxMessage, WebhookEndpoint
 from bookings.notifications import (
     DeliveryFailed,
     OutboundMessage,
@@ -258,17 +259,6 @@ def outbox_purge_delivered(*, batch: int = 5000) -> int:
             return total
 
 
-def idempotency_purge_expired() -> int:
-    """Delete idempotency records past their retention (API.md: kept at least 24 hours)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {IdempotencyRecord._meta.db_table} "  # noqa: S608 (model table name)
-            "WHERE created_at < now() - make_interval(hours => %s)",
-            [settings.RESERVO_IDEMPOTENCY_RETENTION_HOURS],
-        )
-        return cursor.rowcount
-
-
 def holds_expire_due() -> int:
     total = 0
     while expired := reservations_expire_due():
@@ -290,7 +280,7 @@ class Worker:
             ("purge outbox", outbox_purge_delivered, settings.RESERVO_WORKER_PURGE_EVERY_SECONDS),
             (
                 "purge idempotency records",
-                idempotency_purge_expired,
+                idempotency_records_purge,
                 settings.RESERVO_WORKER_PURGE_EVERY_SECONDS,
             ),
         ]
