@@ -171,10 +171,6 @@ RESERVO_AVAILABILITY_CACHE_SECONDS = 1
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-# Booking rules ----------------------------------------------------------------------
-
-RESERVO_DEFAULT_HOLD_TTL_SECONDS = env.int("RESERVO_DEFAULT_HOLD_TTL_SECONDS", default=600)
-
 # Notifications: email, webhooks and the worker that delivers the outbox ----------------
 
 # EMAIL_URL (django-environ: smtp+tls://user:password@host:587, consolemail://, ...)
