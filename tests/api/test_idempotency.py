@@ -1,0 +1,195 @@
+"""Idempotency-Key: one effect per client and key, replays identical, reuse refused,
+concurrent duplicates never executed twice, 5xx never recorded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db.models.functions import Now
+
+from bookings.api import idempotency
+from bookings.models import IdempotencyRecord, Reservation
+from reservo.errors import Busy
+from tests.api.conftest import Api, problem
+from tests.conftest import run_concurrently
+from tests.factories import ResourceFactory
+
+pytestmark = pytest.mark.django_db
+
+RESERVATIONS = "/api/v1/reservations/"
+KEY = {"Idempotency-Key": "order-42"}
+
+
+def test_a_replay_returns_the_same_status_and_body_and_books_nothing(book_api: Api) -> None:
+    resource = ResourceFactory(capacity=5)
+    body = {"resource": resource.pk, "quantity": 2, "customer": {"name": "Ada"}}
+
+    first = book_api.post(RESERVATIONS, body, **KEY)
+    again = book_api.post(RESERVATIONS, body, **KEY)
+
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert Reservation.objects.count() == 1
+    resource.refresh_from_db()
+    assert resource.confirmed == 2
+
+
+def test_the_same_json_in_another_key_order_is_the_same_request(book_api: Api) -> None:
+    resource = ResourceFactory()
+    first = book_api.post(RESERVATIONS, f'{{"resource": {resource.pk}, "quantity": 1}}', **KEY)
+    again = book_api.post(RESERVATIONS, f'{{"quantity":1,"resource":{resource.pk}}}', **KEY)
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert Reservation.objects.count() == 1
+
+
+def test_the_same_key_with_another_body_or_path_is_refused(book_api: Api) -> None:
+    resource = ResourceFactory()
+    created = book_api.post(RESERVATIONS, {"resource": resource.pk, "quantity": 1}, **KEY).json()
+
+    problem(
+        book_api.post(RESERVATIONS, {"resource": resource.pk, "quantity": 2}, **KEY),
+        422,
+        "idempotency_key_reused",
+    )
+    problem(
+        book_api.post(f"{RESERVATIONS}{created['id']}/cancel/", **KEY),
+        422,
+        "idempotency_key_reused",
+    )
+    assert Reservation.objects.get().status == "confirmed"
+
+
+def test_keys_are_scoped_to_the_client(book_api: Api, other_book_api: Api) -> None:
+    resource = ResourceFactory()
+    body = {"resource": resource.pk, "quantity": 1}
+
+    mine = book_api.post(RESERVATIONS, body, **KEY)
+    theirs = other_book_api.post(RESERVATIONS, body, **KEY)
+
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert Reservation.objects.count() == 2
+
+
+def test_a_domain_error_is_recorded_and_replayed(book_api: Api) -> None:
+    resource = ResourceFactory(capacity=1)
+    body = {"resource": resource.pk, "quantity": 2}
+
+    first = book_api.post(RESERVATIONS, body, **KEY)
+    problem(first, 409, "sold_out")
+    resource.capacity = 5
+    resource.save(update_fields=["capacity"])
+    again = book_api.post(RESERVATIONS, body, **KEY)
+
+    assert again.status_code == 409
+    assert again.content == first.content
+    assert again["Content-Type"].startswith("application/problem+json")
+    assert not Reservation.objects.exists()
+
+
+def test_a_503_is_not_recorded_so_a_retry_can_succeed(
+    book_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resource = ResourceFactory()
+    body = {"resource": resource.pk, "quantity": 1}
+    from bookings.api import views
+
+    real_book = views.reservation_book
+
+    def busy(**kwargs: Any) -> Any:
+        raise Busy("try again")
+
+    monkeypatch.setattr(views, "reservation_book", busy)
+    problem(book_api.post(RESERVATIONS, body, **KEY), 503, "busy")
+    assert not IdempotencyRecord.objects.exists()
+
+    monkeypatch.setattr(views, "reservation_book", real_book)
+    assert book_api.post(RESERVATIONS, body, **KEY).status_code == 201
+    assert Reservation.objects.count() == 1
+
+
+def test_confirm_and_cancel_are_idempotent_too(book_api: Api) -> None:
+    resource = ResourceFactory()
+    held = book_api.post(RESERVATIONS, {"resource": resource.pk, "quantity": 1, "hold": True})
+    path = f"{RESERVATIONS}{held.json()['id']}/cancel/"
+
+    first = book_api.post(path, **{"Idempotency-Key": "cancel-1"})
+    again = book_api.post(path, **{"Idempotency-Key": "cancel-1"})
+    other_key = book_api.post(path, **{"Idempotency-Key": "cancel-2"})
+
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content
+    problem(other_key, 409, "invalid_state")
+
+
+def test_resource_writes_are_idempotent(manage_api: Api) -> None:
+    body = {"name": "Gala", "capacity": 50}
+    first = manage_api.post("/api/v1/resources/", body, **KEY)
+    again = manage_api.post("/api/v1/resources/", body, **KEY)
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content
+    assert manage_api.get("/api/v1/resources/").json()["count"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_duplicates_book_once(book_api: Api) -> None:
+    resource = ResourceFactory(capacity=100)
+    body = {"resource": resource.pk, "quantity": 1}
+
+    def send(_index: int) -> tuple[int, bytes]:
+        response = Api(book_api.key).post(RESERVATIONS, body, **KEY)
+        return response.status_code, response.content
+
+    results = run_concurrently(20, send)
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    created = [content for status, content in results if status == 201]
+    in_progress = [content for status, content in results if status == 409]
+    assert len(created) + len(in_progress) == 20
+    assert len(set(created)) == 1, "every success is the same response"
+    assert all(b"idempotency_in_progress" in c for c in in_progress)
+    assert Reservation.objects.count() == 1
+    resource.refresh_from_db()
+    assert resource.confirmed == 1
+    assert IdempotencyRecord.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_negative_control_without_a_key_twenty_requests_book_twenty_times(
+    book_api: Api,
+) -> None:
+    resource = ResourceFactory(capacity=100)
+
+    def send(_index: int) -> int:
+        return (
+            Api(book_api.key)
+            .post(RESERVATIONS, {"resource": resource.pk, "quantity": 1})
+            .status_code
+        )
+
+    assert run_concurrently(20, send) == [201] * 20
+    assert Reservation.objects.count() == 20
+
+
+def test_purge_keeps_records_for_at_least_24_hours(book_api: Api) -> None:
+    resource = ResourceFactory()
+    for key in ("old", "recent"):
+        book_api.post(
+            RESERVATIONS, {"resource": resource.pk, "quantity": 1}, **{"Idempotency-Key": key}
+        )
+    IdempotencyRecord.objects.filter(key="old").update(created_at=Now() - timedelta(hours=25))
+    IdempotencyRecord.objects.filter(key="recent").update(created_at=Now() - timedelta(hours=23))
+
+    out = StringIO()
+    call_command("purge_idempotency", "--hours", "1", stdout=out)
+
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["recent"]
+    assert out.getvalue().startswith("1 ")
+    assert idempotency.idempotency_records_purge() == 0
