@@ -18,3 +18,5 @@ accesslog = os.environ.get("RESERVO_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("RESERVO_LOG_LEVEL", "info").lower()
 preload_app = False
+# No shared control socket in the home directory: several instances run side by side.
+control_socket_disable = True
