@@ -12,3 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("bookings.urls")),
 ]
+
+# Branded HTML pages; problem+json for paths under /api/.
+handler404 = "reservo.error_pages.page_not_found"
+handler500 = "reservo.error_pages.server_error"
