@@ -315,14 +315,14 @@ class TestHotPath:
     def test_booking_query_count_is_pinned(self, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
         resource = ResourceFactory(capacity=10)
         # savepoint, timeouts, resource lock + settings, expire due holds, insert
-        # reservation, insert history, release savepoint.
-        with django_assert_num_queries(7):
+        # reservation, insert history, insert outbox rows, release savepoint.
+        with django_assert_num_queries(8):
             reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
 
     def test_confirm_query_count_is_pinned(self, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
         resource = ResourceFactory(capacity=10)
         hold = reservation_book(resource_id=resource.pk, quantity=1, hold=True, actor=CUSTOMER)
         # resource id, savepoint, timeouts, resource lock, reservation lock, update,
-        # history, release.
-        with django_assert_num_queries(8):
+        # history, outbox rows, release.
+        with django_assert_num_queries(9):
             reservation_confirm(reservation_id=hold.reservation.pk, actor=CUSTOMER)
