@@ -12,6 +12,7 @@ import fcntl
 import importlib.util
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -283,6 +284,16 @@ def stop_redis() -> bool:
 
 
 # Shared -----------------------------------------------------------------------------
+
+
+def local_secret_key() -> str:
+    """A random SECRET_KEY for runs without one (demo, tests), kept across restarts."""
+    path = data_dir() / "secret_key"
+    with _exclusive(data_dir()):
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(50))
+            path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _checked(cmd: list[str], what: str, as_user: dict[str, int], log: Path | None = None) -> None:

@@ -16,8 +16,8 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG and env.bool("RESERVO_REQUIRE_SECRET_KEY", default=False):
         raise environ.ImproperlyConfigured("SECRET_KEY must be set in production.")
-    # Development and tests only: a key derived from the checkout, stable across restarts.
-    SECRET_KEY = "reservo-dev-insecure-" + str(BASE_DIR)
+    # Demo and tests only: a random key made once and kept in ./.reservo/.
+    SECRET_KEY = embedded.local_secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("RESERVO_CSRF_TRUSTED_ORIGINS", default=[])
 
