@@ -74,6 +74,12 @@ class ResourceForm(forms.ModelForm):
         required=False,
         help_text=_("Places. A seated resource's capacity is its number of seats."),
     )
+    max_per_booking = forms.IntegerField(
+        label=_("max per booking"),
+        min_value=1,
+        required=False,
+        help_text=_("Empty: the system default."),
+    )
     seat_rows = forms.CharField(
         label=_("seat rows"),
         required=False,
@@ -112,6 +118,13 @@ class ResourceForm(forms.ModelForm):
                 )
             return seat_specs_from_rows(rows, per_row)
         return []
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        starts_at, ends_at = cleaned.get("starts_at"), cleaned.get("ends_at")
+        if starts_at and ends_at and ends_at <= starts_at:
+            self.add_error("ends_at", gettext("The end must be after the start."))
+        return cleaned
 
     def full_clean(self) -> None:
         super().full_clean()
