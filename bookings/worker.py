@@ -22,7 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, connections
+from django.db import (
+    DatabaseError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+)
 
 from bookings.api.idempotency import idempotency_records_purge
 from bookings.models import OutboxMessage, WebhookEndpoint
@@ -301,6 +307,9 @@ class Worker:
             self._next_run[index] = now + every
             try:
                 done = job()
+            except OperationalError as exc:
+                logger.warning("periodic job %r: database unavailable (%s)", what, exc)
+                continue
             except DatabaseError:
                 logger.exception("periodic job %r failed; next run in %.0f s", what, every)
                 continue
@@ -315,6 +324,11 @@ class Worker:
                 self.run_periodic()
                 try:
                     claimed = outbox_deliver_due(worker=self.name)
+                except OperationalError as exc:
+                    # Unreachable database: claimed rows come back after their lease.
+                    logger.warning("outbox delivery paused: database unavailable (%s)", exc)
+                    connection.close()
+                    claimed = 0
                 except DatabaseError:
                     logger.exception("outbox delivery failed; retrying shortly")
                     connection.close()

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -122,7 +123,7 @@ def database_url() -> str:
     auth = quote(db["USER"] or "")
     if db.get("PASSWORD"):
         auth += ":" + quote(db["PASSWORD"])
-    host = db["HOST"] or ""
+    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
     if host.startswith("/"):
         return f"postgres://{auth}@/{db['NAME']}?host={quote(host)}"
     return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
@@ -144,19 +145,25 @@ def worker_env(**overrides: object) -> dict[str, str]:
 
 @contextmanager
 def worker_process(**env: object) -> Iterator[subprocess.Popen[bytes]]:
-    """`manage.py run_worker` in a real process; killed at the end if still running."""
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_worker"],
-        cwd=BASE_DIR,
-        env=worker_env(**env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-        process.wait(10)
-        assert process.stderr is not None
-        process.stderr.close()
+    """`manage.py run_worker` in a real process; killed at the end if still running.
+
+    Its output goes to a temporary file, shown if the test fails.
+    """
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_worker"],
+            cwd=BASE_DIR,
+            env=worker_env(**env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        except BaseException:
+            output.seek(0)
+            sys.stderr.write(output.read().decode(errors="replace")[-5000:])
+            raise
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait(10)

@@ -1,0 +1,103 @@
+"""Worker processes killed or stopped mid-batch: nothing lost, at most one redelivery.
+
+Real `manage.py run_worker` processes against the test database and a real HTTP
+receiver on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from bookings.models import OutboxMessage, Reservation, ReservationStatus, WebhookEndpoint
+from bookings.notifications import outbox_enqueue
+from tests.chaos.outbox_support import WebhookReceiver, wait_for, worker_process
+from tests.factories import ApiClientFactory, ResourceFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+RESERVATIONS = 40
+ENDPOINTS = 5  # 200 webhook rows
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(delay=0.005) as running:
+        yield running
+
+
+def make_due_rows(receiver: WebhookReceiver) -> int:
+    client = ApiClientFactory()
+    for index in range(ENDPOINTS):
+        WebhookEndpoint.objects.create(
+            api_client=client, url=f"{receiver.url}/{index}", secret="whsec_test"
+        )
+    resource = ResourceFactory(capacity=RESERVATIONS)
+    reservations = Reservation.objects.bulk_create(
+        Reservation(
+            reference=f"RSV-K{index:07d}",
+            resource=resource,
+            quantity=1,
+            status=ReservationStatus.CANCELLED,
+            cancelled_at=resource.starts_at,
+            api_client=client,
+            manage_token_hash="0" * 64,
+        )
+        for index in range(RESERVATIONS)
+    )
+    outbox_enqueue(reservations)
+    return OutboxMessage.objects.count()
+
+
+def delivered() -> int:
+    return OutboxMessage.objects.filter(status=OutboxMessage.Status.DELIVERED).count()
+
+
+def test_killed_worker_mid_delivery_redelivers_at_most_once(receiver: WebhookReceiver) -> None:
+    total = make_due_rows(receiver)
+    assert total == RESERVATIONS * ENDPOINTS
+    # The 25th request stays unanswered: the worker is killed while delivering it, in the
+    # middle of its third batch.
+    receiver.hold_request = 25
+    with worker_process(RESERVO_OUTBOX_LEASE_SECONDS=2) as first:
+        wait_for(receiver.holding.is_set, timeout=30, what="the worker to be mid-delivery")
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(10) == -signal.SIGKILL
+    in_flight = receiver.deliveries[24].event["id"]
+    assert delivered() < total
+    assert OutboxMessage.objects.filter(status="pending", claim_token__isnull=False).exists()
+
+    with worker_process(RESERVO_OUTBOX_LEASE_SECONDS=2) as second:
+        wait_for(lambda: delivered() == total, timeout=60, what="every row to be delivered")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(10) == 0
+
+    counts = receiver.event_counts()
+    expected = {str(e) for e in OutboxMessage.objects.values_list("event_id", flat=True)}
+    assert set(counts) == expected  # nothing lost
+    assert max(counts.values()) <= 2  # none more than twice
+    assert counts[in_flight] == 2  # the one being delivered when the worker died
+    assert sum(counts.values()) == total + 1
+    for delivery in receiver.deliveries:
+        # A redelivery is recognisable: same event id, in the body and the headers.
+        assert delivery.headers["Idempotency-Key"] == delivery.event["id"]
+        assert delivery.headers["Reservo-Event-Id"] == delivery.event["id"]
+    duplicates = [d for d in receiver.deliveries if d.event["id"] == in_flight]
+    assert duplicates[0].event == duplicates[1].event
+
+
+def test_sigterm_finishes_the_current_batch_then_exits(receiver: WebhookReceiver) -> None:
+    total = make_due_rows(receiver)
+    receiver.delay = 0.05  # a batch of 10 takes half a second
+    with worker_process(RESERVO_OUTBOX_BATCH_SIZE=10) as process:
+        wait_for(lambda: receiver.count() >= 13, timeout=30, what="the second batch to start")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    # The batch in progress was finished and marked; nothing was left claimed.
+    done = delivered()
+    assert done % 10 == 0 and 20 <= done < total
+    assert receiver.count() == done
+    assert not OutboxMessage.objects.filter(status="pending", claim_token__isnull=False).exists()
+    assert set(receiver.event_counts().values()) == {1}
