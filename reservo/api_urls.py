@@ -54,6 +54,7 @@ v1 = [
         bookings_api.BookingAnalyticsView.as_view(),
         name="analytics-bookings",
     ),
+    path("webhooks/", include("bookings.api_webhooks")),
 ]
 
 app_name = "api"
