@@ -35,7 +35,14 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ("id", "url", "event_types", "active", "disabled_reason", "created_at")
+        fields: tuple[str, ...] = (
+            "id",
+            "url",
+            "event_types",
+            "active",
+            "disabled_reason",
+            "created_at",
+        )
         read_only_fields = ("id", "disabled_reason", "created_at")
 
     def validate_url(self, value: str) -> str:
@@ -53,7 +60,7 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
     )
 
     class Meta(WebhookEndpointSerializer.Meta):
-        fields = (*WebhookEndpointSerializer.Meta.fields, "secret")
+        fields: tuple[str, ...] = (*WebhookEndpointSerializer.Meta.fields, "secret")
 
 
 class _WebhookView(ApiView):

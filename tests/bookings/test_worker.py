@@ -6,10 +6,12 @@ import itertools
 import re
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.db import connection, connections
+from django.utils import timezone
 
 from bookings.models import (
     DeliveryAttempt,
@@ -19,8 +21,13 @@ from bookings.models import (
     WebhookEndpoint,
 )
 from bookings.notifications import EVENT_ID_HEADER, webhook_signature
-from bookings.services import manage_token_hash, reservation_book, reservation_cancel
-from bookings.worker import Worker, outbox_deliver_due, retry_delay
+from bookings.services import (
+    manage_token_hash,
+    reservation_book,
+    reservation_cancel,
+    reservation_confirm,
+)
+from bookings.worker import Worker, outbox_deliver_due, outbox_purge_delivered, retry_delay
 from tests.chaos.outbox_support import WebhookReceiver, wait_for
 from tests.conftest import CUSTOMER
 from tests.factories import ApiClientFactory, ResourceFactory
@@ -141,6 +148,41 @@ class TestDelivery:
             "reservation.cancelled",
         ]
         assert "cancelled" in mail.outbox[-1].subject.lower()
+
+    def test_hold_email_carries_the_link_and_the_confirmation_refers_to_it(
+        self, endpoint: WebhookEndpoint
+    ) -> None:
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)
+        hold = book(endpoint, hold=True)
+        reservation_confirm(reservation_id=hold.pk, actor=CUSTOMER)
+        assert deliver_all() == 2
+        held, confirmed = mail.outbox
+        assert "held" in held.subject.lower()
+        link = re.search(rf"/b/{hold.reference}/\?token=(\S+)", str(held.body))
+        assert link is not None, held.body
+        assert manage_token_hash(link.group(1)) == hold.manage_token_hash
+        assert "confirmed" in confirmed.subject.lower()
+        assert "token=" not in str(confirmed.body)
+        assert "first email" in str(confirmed.body)
+        assert held.extra_headers["Message-ID"] != confirmed.extra_headers["Message-ID"]
+
+
+class TestPurge:
+    def test_old_delivered_rows_and_their_log_are_purged(
+        self, receiver: WebhookReceiver, endpoint: WebhookEndpoint
+    ) -> None:
+        book(endpoint, customer_email="")
+        deliver_all()
+        receiver.status = 500
+        book(endpoint, customer_email="")
+        deliver_all()
+        delivered_row = OutboxMessage.objects.get(status="delivered")
+        OutboxMessage.objects.update(delivered_at=timezone.now() - timedelta(days=8))
+        assert outbox_purge_delivered() == 1
+        assert not OutboxMessage.objects.filter(pk=delivered_row.pk).exists()
+        assert not DeliveryAttempt.objects.filter(message_id=delivered_row.pk).exists()
+        assert OutboxMessage.objects.filter(status="pending").count() == 1  # kept
+        assert outbox_purge_delivered() == 0
 
 
 class TestRetries:
