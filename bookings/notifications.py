@@ -6,10 +6,10 @@ worker (`bookings.worker`) delivers the rows later, outside any transaction: an 
 to the customer, a signed JSON POST to each of the API client's webhook endpoints.
 
 The customer's manage token is only known, in plain text, while the reservation is
-being booked (only its hash is stored). It travels in the payload of the booking's
-email row and the worker removes it from the row as soon as that email is delivered;
-later emails (a confirmation after a hold, a cancellation) quote the reference and point
-to the link of the first email.
+being booked, or confirmed by the customer's own session (only its hash is stored). It
+travels in the payload of that email row, and the worker erases it from the row as soon
+as the email is delivered; other emails (a cancellation, an expiry) quote the reference
+and point to the link the customer already has.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ invalidation to on_commit. Every decision about time uses the database clock.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -344,13 +345,14 @@ def _set_status(
     status: ReservationStatus,
     actor: Actor,
     extra_fields: Sequence[str] = (),
+    manage_token: str | None = None,
 ) -> None:
     from_status = reservation.status
     timestamp_field = STATUS_TIMESTAMP[status]
     reservation.status = status
     setattr(reservation, timestamp_field, resource.db_now)  # type: ignore[attr-defined]
     reservation.save(update_fields=["status", timestamp_field, *extra_fields])
-    _record([reservation], from_status, actor)
+    _record([reservation], from_status, actor, manage_token=manage_token)
     _on_commit_invalidate(resource.pk)
 
 
@@ -388,8 +390,13 @@ def reservation_confirm(
     actor: Actor,
     customer_name: str | None = None,
     customer_email: str | None = None,
+    manage_token: str | None = None,
 ) -> Reservation:
-    """Turn a hold into a booking. A hold past its expiry is expired instead, never confirmed."""
+    """Turn a hold into a booking. A hold past its expiry is expired instead, never confirmed.
+
+    `manage_token`, when the caller knows it (the customer's own session), is put in the
+    confirmation email's link; a token that does not match the reservation is ignored.
+    """
 
     def confirm(resource: Resource, reservation: Reservation) -> None:
         if reservation.status != ReservationStatus.HELD:
@@ -403,7 +410,12 @@ def reservation_confirm(
         if customer_email is not None:
             reservation.customer_email = customer_email
             extra.append("customer_email")
-        _set_status(resource, reservation, ReservationStatus.CONFIRMED, actor, extra)
+        token = manage_token
+        if token is not None and not hmac.compare_digest(
+            manage_token_hash(token), reservation.manage_token_hash
+        ):
+            token = None
+        _set_status(resource, reservation, ReservationStatus.CONFIRMED, actor, extra, token)
 
     return _transition(
         reservation_id,

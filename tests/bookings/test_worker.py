@@ -162,9 +162,35 @@ class TestDelivery:
         assert link is not None, held.body
         assert manage_token_hash(link.group(1)) == hold.manage_token_hash
         assert "confirmed" in confirmed.subject.lower()
-        assert "token=" not in str(confirmed.body)
-        assert "first email" in str(confirmed.body)
+        assert "token=" not in str(confirmed.body)  # confirmed by the API: token unknown
+        assert "link you received" in str(confirmed.body)
         assert held.extra_headers["Message-ID"] != confirmed.extra_headers["Message-ID"]
+
+    def test_confirmation_by_the_customer_session_carries_the_link(
+        self, endpoint: WebhookEndpoint
+    ) -> None:
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)
+        resource = ResourceFactory(capacity=5)
+        booking = reservation_book(resource_id=resource.pk, quantity=1, hold=True, actor=CUSTOMER)
+        other = reservation_book(resource_id=resource.pk, quantity=1, hold=True, actor=CUSTOMER)
+        reservation_confirm(
+            reservation_id=booking.reservation.pk,
+            actor=CUSTOMER,
+            customer_email=EMAIL,
+            manage_token=booking.manage_token,
+        )
+        # A token that is not this reservation's is never put in a link.
+        reservation_confirm(
+            reservation_id=other.reservation.pk,
+            actor=CUSTOMER,
+            customer_email="bob@example.com",
+            manage_token=booking.manage_token,
+        )
+        assert deliver_all() == 2
+        ada, bob = sorted(mail.outbox, key=lambda m: m.to[0])
+        assert f"/b/{booking.reservation.reference}/?token={booking.manage_token}" in str(ada.body)
+        assert "token=" not in str(bob.body)
+        assert not OutboxMessage.objects.filter(payload__has_key="manage_token").exists()
 
 
 class TestPurge:
