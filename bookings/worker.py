@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import (
-    DatabaseError,
     OperationalError,
     close_old_connections,
     connection,
@@ -39,6 +38,7 @@ from bookings.notifications import (
     webhook_deliver,
 )
 from bookings.services import reservations_expire_due
+from reservo.errors import ReservoError
 
 logger = logging.getLogger(__name__)
 
@@ -307,10 +307,11 @@ class Worker:
             self._next_run[index] = now + every
             try:
                 done = job()
-            except OperationalError as exc:
-                logger.warning("periodic job %r: database unavailable (%s)", what, exc)
+            except (OperationalError, ReservoError) as exc:
+                # Database unreachable or busy (lock bound): the next run catches up.
+                logger.warning("periodic job %r skipped: %s", what, exc)
                 continue
-            except DatabaseError:
+            except Exception:
                 logger.exception("periodic job %r failed; next run in %.0f s", what, every)
                 continue
             if done:
@@ -329,7 +330,7 @@ class Worker:
                     logger.warning("outbox delivery paused: database unavailable (%s)", exc)
                     connection.close()
                     claimed = 0
-                except DatabaseError:
+                except Exception:
                     logger.exception("outbox delivery failed; retrying shortly")
                     connection.close()
                     claimed = 0

@@ -13,6 +13,7 @@ from django.core import mail
 from django.db import connection, connections
 from django.utils import timezone
 
+from bookings import worker as worker_module
 from bookings.models import (
     DeliveryAttempt,
     OutboxMessage,
@@ -28,6 +29,7 @@ from bookings.services import (
     reservation_confirm,
 )
 from bookings.worker import Worker, outbox_deliver_due, outbox_purge_delivered, retry_delay
+from reservo.errors import Busy
 from tests.chaos.outbox_support import WebhookReceiver, wait_for
 from tests.conftest import CUSTOMER
 from tests.factories import ApiClientFactory, ResourceFactory
@@ -358,3 +360,23 @@ class TestWorkerLoop:
         assert len(subjects) == 2, subjects  # the hold, then its expiry: each once
         assert "held" in subjects[0].lower()
         assert "expired" in subjects[1].lower()
+
+    def test_a_failing_periodic_job_does_not_stop_the_worker(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        calls: list[str] = []
+
+        def busy() -> int:
+            calls.append("expire")
+            raise Busy()
+
+        def broken() -> int:
+            calls.append("purge")
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(worker_module, "holds_expire_due", busy)
+        monkeypatch.setattr(worker_module, "outbox_purge_delivered", broken)
+        worker = Worker(name="test-worker")
+        worker.run_periodic()
+        worker.run_periodic()  # not due again yet
+        assert calls == ["expire", "purge"]
