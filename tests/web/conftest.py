@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connections
 from django.test import Client
 
 STATIC_STORAGES = {
@@ -54,9 +56,13 @@ def _skip_loudly(reason: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """A real headless Chromium (Debian's), driven by Playwright; skipped loudly if absent."""
+@pytest.fixture
+def chromium(browser_env: None) -> Iterator[Any]:
+    """A real headless Chromium (Debian's), driven by Playwright; skipped loudly if absent.
+
+    One per test: Playwright's sync API runs an event loop in this thread for as long as
+    it is open, and Django refuses ORM calls next to a running loop unless told otherwise.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -69,10 +75,13 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+            # While Playwright runs, the ORM keeps its connections in a separate context
+            # (asgiref's Local follows the running loop); close them before it stops.
+            connections.close_all()
 
 
 @pytest.fixture(scope="session")
-def web_server(django_db_blocker: Any) -> Iterator[str]:
+def web_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """The app on a loopback port, in a thread of this process, sharing the test database."""
     from pytest_django.live_server_helper import LiveServer
 
@@ -82,17 +91,37 @@ def web_server(django_db_blocker: Any) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+        with django_db_blocker.unblock():
+            _await_server_connections_closed()
+
+
+def _await_server_connections_closed(timeout: float = 10.0) -> None:
+    """Request threads close their database connections as their browser sockets close;
+    the test database can only be dropped once they have."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            (others,) = cursor.fetchone()
+        if not others:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the test server left database connections open")
 
 
 @pytest.fixture
 def browser_env(monkeypatch: pytest.MonkeyPatch, transactional_db: None) -> None:
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the test
-    # makes here are plain synchronous ones.
+    # The ORM calls a browser test makes are plain synchronous ones, in this thread.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture
-def new_page(chromium: Any, web_server: str, browser_env: None) -> Iterator[Any]:
+def new_page(web_server: str, chromium: Any) -> Iterator[Any]:
     """Opens pages in fresh browser contexts (separate cookies: separate customers)."""
     contexts = []
 
