@@ -278,8 +278,8 @@ def _resource_page(
     token = _new_form_token(request)
     selected: set[int] = set()
     quantity = 1
+    taken_ids = set(taken_seat_ids)
     if form is not None and isinstance(form.data, QueryDict):
-        taken_ids = set(taken_seat_ids)
         selected = {
             int(value)
             for value in form.data.getlist("seats")
@@ -289,6 +289,7 @@ def _resource_page(
         quantity = int(raw_quantity) if raw_quantity.isdigit() else 1
     for seat in seats:
         seat["selected"] = seat["id"] in selected and seat["status"] == SEAT_AVAILABLE
+        seat["just_taken"] = seat["id"] in taken_ids
     shown_form = form or HoldForm(kind=resource.kind, limit=limit)
     return render(
         request,

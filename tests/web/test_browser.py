@@ -198,20 +198,20 @@ def test_screenshots(new_page: Any, tmp_path: Path) -> None:
 
     target = Path(os.environ.get("RESERVO_SCREENSHOT_DIR") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
-    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    evening = timezone.localtime().replace(hour=19, minute=30, second=0, microsecond=0)
     show = SeatedResourceFactory(
         name="Jazz at the Blue Room",
         venue="Blue Room, 12 rue des Lilas",
         description="An evening of standards and new songs by the Léa Martin Quartet.",
-        starts_at=now + timedelta(days=3, hours=2),
+        starts_at=evening + timedelta(days=3),
         seats__rows=["A", "B", "C", "D"],
         seats__per_row=10,
     )
     meetup = ResourceFactory(
-        name="Python meetup", venue="Station F", capacity=40, starts_at=now + timedelta(days=1)
+        name="Python meetup", venue="Station F", capacity=40, starts_at=evening + timedelta(days=1)
     )
     pasta = ResourceFactory(
-        name="Fresh pasta workshop", capacity=2, starts_at=now + timedelta(days=6)
+        name="Fresh pasta workshop", capacity=2, starts_at=evening + timedelta(days=6, hours=-9)
     )
     reservation_book(resource_id=meetup.pk, actor=CUSTOMER, quantity=9)
     reservation_book(resource_id=pasta.pk, actor=CUSTOMER, quantity=2)

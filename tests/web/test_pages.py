@@ -272,7 +272,7 @@ def test_seats_just_taken_are_named_marked_and_the_rest_kept(client: Client) -> 
     html = response.content.decode()
     assert response.status_code == 409
     assert "seat A2 was just taken" in html
-    assert re.search(rf'id="seat-{a2}" disabled>\s*<label[^>]*seat--held', html)
+    assert re.search(rf'id="seat-{a2}" disabled>\s*<label[^>]*seat--held seat--just-taken', html)
     assert re.search(rf'id="seat-{a1}" checked>', html)
     assert re.search(rf'id="seat-{a3}" checked>', html)
     assert Reservation.objects.filter(resource=resource).count() == 1
