@@ -35,6 +35,10 @@ test-tools:
 	fi
 
 test: $(STAMP) test-tools
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+		|| echo "warning: could not install chromium; the browser tests will be skipped"; \
+	fi
 	@started=""; \
 	if [ -z "$$DATABASE_URL" ] || [ -z "$$REDIS_URL" ]; then started=$$($(PY) -m reservo.embedded start) || exit 1; fi; \
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
