@@ -51,6 +51,7 @@ lint: $(STAMP)
 	$(PY) -m mypy .
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench $(if $(QUICK),--quick,)
 
 stop: $(STAMP)

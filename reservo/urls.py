@@ -1,5 +1,6 @@
 """Top-level URL configuration."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -16,3 +17,7 @@ urlpatterns = [
 # Branded HTML pages; problem+json for paths under /api/.
 handler404 = "reservo.error_pages.page_not_found"
 handler500 = "reservo.error_pages.server_error"
+
+if settings.RESERVO_BENCH_FLOOR:
+    # The benchmark's no-database floor; never routed in production (RESERVO_BENCH_FLOOR=0).
+    urlpatterns.insert(0, path("bench/floor/", include("bench.floor")))

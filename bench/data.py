@@ -1,0 +1,143 @@
+"""The benchmark's data: resources for each scenario, the bulk-filled history, the checks.
+
+Runs inside the harness process with Django set up on the benchmark's own database.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.db.models import Count, Q, Sum
+
+from bookings.models import ACTIVE_STATUSES, Reservation
+from resources.models import Resource
+
+# Within PositiveIntegerField: a resource that never sells out during a timed run.
+UNLIMITED_CAPACITY = 2_000_000_000
+FILL_BATCH_ROWS = 250_000
+
+
+def resources_create(prefix: str, count: int, capacity: int) -> list[int]:
+    """`count` open capacity resources with `capacity` places each; returns their ids."""
+    run = uuid.uuid4().hex[:8]
+    created = Resource.objects.bulk_create(
+        Resource(
+            name=f"{prefix} {index}",
+            slug=f"bench-{prefix}-{run}-{index}",
+            capacity=capacity,
+            state=Resource.State.OPEN,
+            max_per_booking=10,
+        )
+        for index in range(count)
+    )
+    return [resource.pk for resource in created]
+
+
+def reservations_count() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM bookings_reservation")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def reservations_bulk_fill(total_rows: int, filler_resources: int = 1000) -> int:
+    """Grow the reservations table to `total_rows` in bulk SQL; returns the rows added.
+
+    The rows are cancelled and expired reservations of filler resources: history that
+    weighs on every index and scan but holds no places, so counters stay exact (the
+    counter trigger still runs for each row, as it would have when they were written).
+    """
+    missing = total_rows - reservations_count()
+    if missing <= 0:
+        return 0
+    filler_ids = resources_create("growth-filler", filler_resources, 1)
+    first, last = min(filler_ids), max(filler_ids)
+    assert last - first + 1 == len(filler_ids), "filler resources are one id range"
+    tag = uuid.uuid4().hex[:4].upper()
+    added = 0
+    while added < missing:
+        batch = min(FILL_BATCH_ROWS, missing - added)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO bookings_reservation (
+                    public_id, reference, resource_id, quantity, status, hold_expires_at,
+                    created_at, confirmed_at, cancelled_at, expired_at, customer_name,
+                    customer_email, api_client_id, manage_token_hash)
+                SELECT gen_random_uuid(),
+                       'G' || %(tag)s || lpad(to_hex(n), 11, '0'),
+                       %(first)s + n %% %(count)s,
+                       1 + n %% 3,
+                       CASE WHEN n %% 2 = 0 THEN 'cancelled' ELSE 'expired' END,
+                       CASE WHEN n %% 2 = 0 THEN NULL ELSE now() - interval '1 day' END,
+                       now() - interval '2 days' + n * interval '1 millisecond',
+                       CASE WHEN n %% 2 = 0 THEN now() - interval '2 days' END,
+                       CASE WHEN n %% 2 = 0 THEN now() - interval '1 day' END,
+                       CASE WHEN n %% 2 = 0 THEN NULL ELSE now() - interval '1 day' END,
+                       'Bench customer ' || n,
+                       'customer' || n || '@example.com',
+                       NULL,
+                       md5(n::text) || md5(n::text || 'x')
+                  FROM generate_series(%(start)s, %(stop)s) AS n
+                """,
+                {
+                    "tag": tag,
+                    "first": first,
+                    "count": len(filler_ids),
+                    "start": added,
+                    "stop": added + batch - 1,
+                },
+            )
+        added += batch
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE bookings_reservation")
+    return added
+
+
+def booking_checks(resource_ids: Sequence[int], created_201: int) -> dict[str, Any]:
+    """The oversell check: recount from rows, counters, rows against 201s, reconcile."""
+    rows = Reservation.objects.filter(resource_id__in=resource_ids).count()
+    per_resource = Resource.objects.filter(pk__in=resource_ids).annotate(
+        recounted=Sum(
+            "reservations__quantity",
+            filter=Q(reservations__status__in=ACTIVE_STATUSES),
+            default=0,
+        ),
+        rows=Count("reservations"),
+    )
+    oversold = 0
+    counters_off = 0
+    sold = 0
+    capacity = 0
+    for resource in per_resource:
+        active = resource.recounted  # type: ignore[attr-defined]
+        booked = resource.held + resource.confirmed
+        oversold += max(0, active - resource.capacity, booked - resource.capacity)
+        counters_off += int(resource.held + resource.confirmed != active)
+        sold += active
+        capacity += resource.capacity
+    return {
+        "oversold": oversold,
+        "capacity": capacity,
+        "sold": sold,
+        "rows_created": rows,
+        "created_201": created_201,
+        "rows_match_201": rows == created_201,
+        "counters_match_rows": counters_off == 0,
+        "reconcile_ok": reconcile_ok(),
+    }
+
+
+def reconcile_ok() -> bool:
+    """`manage.py reconcile` over the whole database: True when it reports no drift."""
+    try:
+        call_command("reconcile", stdout=io.StringIO())
+    except CommandError:
+        return False
+    return True

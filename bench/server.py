@@ -1,0 +1,186 @@
+"""The server under test, started as `make serve` starts it, and the processes it watches.
+
+Every process here is started in its own session so that stopping it also stops its
+children; `stop_process` is bounded (SIGTERM, then SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_S = 90
+STOP_GRACE_S = 30
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def gunicorn_config(env: dict[str, str]) -> dict[str, Any]:
+    """The values reservo/gunicorn_conf.py gives under `env` (workers, threads, class)."""
+    saved = os.environ.copy()
+    try:
+        os.environ.update(env)
+        config = runpy.run_path(str(ROOT / "reservo" / "gunicorn_conf.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {key: config.get(key) for key in ("workers", "threads", "worker_class", "bind")}
+
+
+def stop_process(process: subprocess.Popen[Any], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM the process's group, wait up to `grace_s`, then SIGKILL what is left."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        process.wait(timeout=10)
+
+
+def run_checked(args: list[str], env: dict[str, str], log: IO[str], timeout_s: float) -> str:
+    """Run a command to completion within `timeout_s`; returns its stdout, raises on failure."""
+    result = subprocess.run(
+        args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    log.write(f"$ {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    log.flush()
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-2000:]}"
+        )
+    return result.stdout
+
+
+class Server:
+    """gunicorn -c reservo/gunicorn_conf.py reservo.wsgi:application, after migrate and collectstatic."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"http://{env['HOST']}:{env['PORT']}"
+
+    def prepare(self, log: IO[str]) -> None:
+        python = sys.executable
+        run_checked([python, "manage.py", "migrate", "--noinput"], self.env, log, 600)
+        run_checked([python, "manage.py", "collectstatic", "--noinput", "-v0"], self.env, log, 300)
+
+    def start(self) -> None:
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        expected = int(gunicorn_config(self.env)["workers"] or 1)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"gunicorn exited ({self.process.returncode}); see {self.log_path}"
+                )
+            if len(self.worker_pids()) >= expected and self._healthy():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn not ready in {READY_TIMEOUT_S} s; see {self.log_path}")
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def worker_pids(self) -> list[int]:
+        if self.process is None or self.process.poll() is not None:
+            return []
+        try:
+            return [child.pid for child in psutil.Process(self.process.pid).children()]
+        except psutil.Error:
+            return []
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+class ProcessWatch:
+    """Samples the workers' memory in the background; CPU seconds of a set of processes."""
+
+    def __init__(self, server: Server, interval_s: float = 0.25) -> None:
+        self.server = server
+        self.interval_s = interval_s
+        self.rss_max_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for pid in self.server.worker_pids():
+                try:
+                    rss = psutil.Process(pid).memory_info().rss
+                except psutil.Error:
+                    continue
+                self.rss_max_bytes = max(self.rss_max_bytes, rss)
+
+    @property
+    def rss_max_mb(self) -> float:
+        return round(self.rss_max_bytes / 2**20, 1)
+
+    def app_cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in self.server.worker_pids():
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
+
+def machine_cpu_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, every core together."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return total - idle, total

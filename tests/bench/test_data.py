@@ -1,0 +1,82 @@
+"""The benchmark's database pieces: the replayed SQL, the bulk fill and the oversell check."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from bench.data import booking_checks, reservations_bulk_fill, reservations_count
+from bookings.models import Reservation
+from bookings.services import Actor, reservation_book
+from tests.factories import ResourceFactory
+
+BOOKING_SQL = Path(__file__).resolve().parents[2] / "bench" / "booking.sql"
+TRANSACTION_CONTROL = re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
+
+
+def _shape(sql: str) -> str:
+    """A statement with its values blanked, so the service's and pgbench's compare."""
+    sql = " ".join(sql.replace("\\gset", "").split()).rstrip(";")
+    if sql.upper().startswith("INSERT"):
+        head, _, rest = sql.partition(" VALUES ")
+        _, _, returning = rest.partition(" RETURNING ")
+        sql = f"{head} RETURNING {returning}"
+    sql = re.sub(r' AS "\w+"(?=,|$| FROM)', "", sql)
+    sql = re.sub(r"'[^']*'(::\w+)?", "?", sql)
+    sql = re.sub(r":\w+", "?", sql)
+    return re.sub(r"\b\d+\b", "?", sql)
+
+
+def _script_statements() -> list[str]:
+    lines = [line for line in BOOKING_SQL.read_text().splitlines() if not line.startswith("--")]
+    # pgbench ends a command at a semicolon or \gset at the end of a line.
+    return [s for s in re.split(r"(?:;|\\gset)[ \t]*\n", "\n".join(lines) + "\n") if s.strip()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_booking_sql_replays_the_services_statements() -> None:
+    resource = ResourceFactory(capacity=5)
+    with CaptureQueriesContext(connection) as captured:
+        reservation_book(resource_id=resource.pk, actor=Actor("api", "bench"), quantity=1)
+    service = [
+        _shape(q["sql"])
+        for q in captured.captured_queries
+        if not TRANSACTION_CONTROL.match(q["sql"])
+    ]
+    script = [_shape(s) for s in _script_statements() if not TRANSACTION_CONTROL.match(s)]
+    assert script == service
+
+
+@pytest.mark.django_db
+def test_bulk_fill_adds_history_that_holds_no_places() -> None:
+    resource = ResourceFactory(capacity=3)
+    for _ in range(2):
+        reservation_book(resource_id=resource.pk, actor=Actor("api", "bench"), quantity=1)
+    before = reservations_count()
+    added = reservations_bulk_fill(before + 500, filler_resources=10)
+    assert added == 500
+    assert reservations_count() == before + 500
+    assert reservations_bulk_fill(before + 500) == 0
+    statuses = set(
+        Reservation.objects.exclude(resource=resource).values_list("status", flat=True).distinct()
+    )
+    assert statuses == {"cancelled", "expired"}
+    checks = booking_checks([resource.pk], created_201=2)
+    assert checks["oversold"] == 0
+    assert checks["sold"] == 2
+    assert checks["rows_match_201"] is True
+    assert checks["counters_match_rows"] is True
+    assert checks["reconcile_ok"] is True
+
+
+@pytest.mark.django_db
+def test_checks_notice_rows_that_no_201_reported() -> None:
+    resource = ResourceFactory(capacity=3)
+    reservation_book(resource_id=resource.pk, actor=Actor("api", "bench"), quantity=1)
+    checks = booking_checks([resource.pk], created_201=0)
+    assert checks["rows_match_201"] is False
+    assert checks["oversold"] == 0
