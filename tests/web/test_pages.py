@@ -571,3 +571,17 @@ def test_server_error_pages(rf) -> None:
     assert api["Content-Type"].startswith("application/problem+json")
     body = api.content.decode()
     assert "Traceback" not in body and "server_error" in body
+
+
+def test_browsing_works_in_maintenance_and_the_page_says_bookings_are_paused(
+    client: Client,
+) -> None:
+    resource = ResourceFactory(capacity=5)
+    SystemSettings.objects.filter(pk=1).update(
+        maintenance_mode=True, maintenance_message="Back at noon."
+    )
+    assert client.get("/").status_code == 200
+    page = client.get(resource_url(resource))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Bookings are paused for maintenance." in html and "Back at noon." in html
