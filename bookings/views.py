@@ -434,6 +434,8 @@ def checkout(request: HttpRequest, reference: str) -> HttpResponse:
                     actor=CUSTOMER,
                     customer_name=form.cleaned_data["name"],
                     customer_email=form.cleaned_data["email"],
+                    # The confirmation email then carries the customer's manage link.
+                    manage_token=_session_bookings(request).get(reference),
                 )
             except HoldExpired:
                 return _hold_expired_page(request, reservation)

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from bookings.models import Reservation, ReservationStatus
+from bookings.models import OutboxMessage, Reservation, ReservationStatus
 from bookings.services import Actor, manage_token_hash, reservation_book
 from reservo.errors import Busy
 from resources.models import ResourceState
@@ -377,6 +377,12 @@ def test_confirm_books_and_shows_reference_and_manage_link(client: Client) -> No
     assert link
     token = re.search(r"token=([^&\"]+)", link.group(1)).group(1)
     assert manage_token_hash(token) == reservation.manage_token_hash
+    # The confirmation email carries the same private link.
+    email = OutboxMessage.objects.get(
+        reservation=reservation, event_type="reservation.confirmed", channel="email"
+    )
+    assert email.target == "ada@example.com"
+    assert email.payload["manage_token"] == token
 
 
 def test_confirm_twice_shows_the_confirmation_again(client: Client) -> None:
