@@ -1,0 +1,247 @@
+"""App instances in real gunicorn processes on loopback ports, sharing the test database,
+and a staff member's browser-less admin session (log in, change system settings)."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 30
+# Every instance of one test signs sessions alike, as a real deployment does.
+SECRET_KEY = "instances-" + secrets.token_urlsafe(32)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def database_url() -> str:
+    """The test database (set up by pytest-django) as a DATABASE_URL."""
+    params = connection.get_connection_params()
+    auth = quote(params.get("user") or "")
+    if params.get("password"):
+        auth += ":" + quote(params["password"])
+    host = params.get("host") or ""
+    name = quote(params["dbname"])
+    if not host or host.startswith("/"):
+        return f"postgres://{auth}@/{name}?host={quote(host)}"
+    return f"postgres://{auth}@{host}:{params.get('port') or 5432}/{name}"
+
+
+def ensure_collected_static() -> None:
+    """The admin's pages need the static manifest, as under `make serve`."""
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    if manifest.exists() and "admin/css/base.css" in manifest.read_text():
+        return
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=settings.BASE_DIR,
+        check=True,
+        timeout=600,
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, message: str) -> float:
+    """Polls `condition` until true; returns the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(message)
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+class Http:
+    """A cookie-keeping HTTP client (stdlib only) that never follows redirects."""
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), self._NoRedirect()
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        form: dict[str, str] | None = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 5,
+    ) -> Response:
+        data = None
+        all_headers = dict(headers or {})
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+            all_headers["Referer"] = self.base + path
+        elif json_body is not None:
+            data = json.dumps(json_body).encode()
+            all_headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers=all_headers
+        )
+        try:
+            with self.opener.open(request, timeout=timeout) as reply:
+                return Response(reply.status, dict(reply.headers.items()), reply.read())
+        except urllib.error.HTTPError as error:
+            return Response(error.code, dict(error.headers.items()), error.read())
+
+    def csrf_token(self, path: str) -> str:
+        page = self.request("GET", path)
+        assert page.status == 200, (path, page.status)
+        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+
+@dataclass
+class Instance:
+    base: str
+    process: subprocess.Popen[bytes]
+
+    def http(self) -> Http:
+        return Http(self.base)
+
+    def get_ok(self, path: str) -> bool:
+        try:
+            return self.http().request("GET", path, timeout=1).status == 200
+        except OSError:
+            return False
+
+
+@contextmanager
+def app_instance(**env: str) -> Iterator[Instance]:
+    """One gunicorn instance on a free 127.0.0.1 port; stopped (SIGTERM, then SIGKILL)."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "RESERVO_CACHE_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "SECRET_KEY": SECRET_KEY,
+        "DEBUG": "0",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "RESERVO_WEB_WORKERS": "2",
+        "RESERVO_LOG_LEVEL": "WARNING",
+        "RESERVO_GRACEFUL_TIMEOUT_S": "5",
+        **env,
+    }
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"],
+            cwd=settings.BASE_DIR,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        instance = Instance(f"http://127.0.0.1:{port}", process)
+        try:
+            wait_until(
+                lambda: process.poll() is not None or instance.get_ok("/healthz"),
+                START_TIMEOUT_S,
+                f"the instance on port {port} did not start",
+            )
+            assert process.poll() is None, "the instance exited at start"
+            yield instance
+        except BaseException:
+            output.seek(0)
+            sys.stderr.write(output.read().decode(errors="replace")[-5000:])
+            raise
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(STOP_TIMEOUT_S)
+
+
+SETTINGS_PAGE = "/admin/settings_app/systemsettings/1/change/"
+
+
+class StaffSession:
+    """A staff member logged in to one instance's admin over HTTP."""
+
+    def __init__(self, instance: Instance, username: str, password: str) -> None:
+        self.http = instance.http()
+        token = self.http.csrf_token("/admin/login/")
+        reply = self.http.request(
+            "POST",
+            "/admin/login/?next=/admin/",
+            form={"csrfmiddlewaretoken": token, "username": username, "password": password},
+        )
+        assert reply.status == 302 and reply.headers["Location"] == "/admin/", reply.status
+
+    def save_settings(self, **values: str) -> None:
+        form = {
+            "maintenance_mode": "",
+            "maintenance_message": "",
+            "maintenance_until_0": "",
+            "maintenance_until_1": "",
+            "hold_ttl_seconds": "600",
+            "default_max_per_booking": "10",
+            **values,
+        }
+        if not form["maintenance_mode"]:
+            del form["maintenance_mode"]  # an unchecked box is not sent
+        form["csrfmiddlewaretoken"] = self.http.csrf_token(SETTINGS_PAGE)
+        reply = self.http.request("POST", SETTINGS_PAGE, form=form)
+        assert reply.status == 302, (reply.status, reply.text[-2000:])
+
+
+def book_over_api(instance: Instance, key: str, resource_id: int) -> Response:
+    return instance.http().request(
+        "POST",
+        "/api/v1/reservations/",
+        json_body={"resource": resource_id, "quantity": 1},
+        headers={"Authorization": f"Api-Key {key}"},
+    )
