@@ -123,7 +123,8 @@ class Http:
         elif json_body is not None:
             data = json.dumps(json_body).encode()
             all_headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(
+        # The base is always http://127.0.0.1:<port> of an instance this module started.
+        request = urllib.request.Request(  # noqa: S310
             self.base + path, data=data, method=method, headers=all_headers
         )
         try:
