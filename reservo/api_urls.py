@@ -1,6 +1,6 @@
 """Routes under /api/: the v1 contract (API.md), the OpenAPI schema and its docs."""
 
-from django.urls import include, path, register_converter
+from django.urls import URLPattern, URLResolver, include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bookings.api import views as bookings_api
@@ -21,7 +21,7 @@ class IdConverter:
 
 register_converter(IdConverter, "id")
 
-v1 = [
+v1: list[URLPattern | URLResolver] = [
     path("resources/", resources_api.ResourceListView.as_view(), name="resource-list"),
     path(
         "resources/<id:resource_id>/",

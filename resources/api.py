@@ -145,6 +145,8 @@ def _resource_or_404(resource_id: int) -> Resource:
 
 
 class ResourceListView(ApiView):
+    """List resources (filters `state`, `kind`) or create one (`manage`)."""
+
     required_scopes = {"POST": ApiScope.MANAGE}
     throttle_scope = ApiScope.MANAGE
     serializer_class = ResourceSerializer
@@ -192,6 +194,8 @@ class ResourceListView(ApiView):
 
 
 class ResourceDetailView(ApiView):
+    """One resource with exact availability, or change it (`manage`)."""
+
     required_scopes = {"PATCH": ApiScope.MANAGE}
     throttle_scope = ApiScope.MANAGE
     serializer_class = ResourceSerializer
@@ -215,6 +219,8 @@ class ResourceDetailView(ApiView):
 
 
 class ResourceSeatsView(ApiView):
+    """The seat map (available, held or booked), or add seats (`manage`)."""
+
     required_scopes = {"POST": ApiScope.MANAGE}
     throttle_scope = ApiScope.MANAGE
     serializer_class = SeatSerializer

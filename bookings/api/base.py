@@ -61,6 +61,8 @@ class ClientRateThrottle(BaseThrottle):
     If the cache is unreachable the request is allowed: throttling fails open.
     """
 
+    clock = staticmethod(time.time)
+
     def __init__(self) -> None:
         self.wait_seconds: float | None = None
 
@@ -77,7 +79,7 @@ class ClientRateThrottle(BaseThrottle):
         if not rate:
             return True
         limit, period = _parse_rate(rate)
-        now = time.time()
+        now = self.clock()
         window = int(now // period)
         key = f"throttle:{scope}:{client.pk}:{window}"
         try:

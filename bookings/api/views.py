@@ -64,6 +64,8 @@ class ReservationViewMixin(ApiView):
 
 
 class ReservationListView(ReservationViewMixin):
+    """List reservations (a `book` key sees its own) or book places by quantity or seats."""
+
     serializer_class = ReservationSerializer
 
     @extend_schema(
@@ -130,6 +132,8 @@ class ReservationListView(ReservationViewMixin):
 
 
 class ReservationDetailView(ReservationViewMixin):
+    """One reservation, by its public id."""
+
     serializer_class = ReservationSerializer
 
     @extend_schema(operation_id="reservations_retrieve", responses=ReservationSerializer)
@@ -146,6 +150,8 @@ class ReservationDetailView(ReservationViewMixin):
 
 
 class ReservationConfirmView(ReservationViewMixin):
+    """Turn a hold into a booking; a hold past its expiry is refused (hold_expired)."""
+
     serializer_class = ReservationSerializer
 
     @extend_schema(
@@ -168,6 +174,8 @@ class ReservationConfirmView(ReservationViewMixin):
 
 
 class ReservationCancelView(ReservationViewMixin):
+    """Cancel a held or confirmed reservation; its places are released once."""
+
     serializer_class = ReservationSerializer
 
     @extend_schema(
