@@ -7,17 +7,22 @@ second; the booking services check it again inside their transaction.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from datetime import datetime
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from reservo.errors import Maintenance, problem_response
+from reservo.error_pages import error_page
+from reservo.errors import Maintenance, ReservoError, database_error_to_domain, problem_response
 from settings_app.selectors import SettingsSnapshot, system_settings
+
+logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 EXEMPT_PREFIXES = ("/admin/", "/healthz", "/readyz", "/metrics")
@@ -38,6 +43,12 @@ def retry_after_seconds(until: datetime | None) -> int:
     if remaining <= 0:
         return default
     return min(math.ceil(remaining), RETRY_AFTER_MAX_SECONDS)
+
+
+def error_response(request: HttpRequest, error: ReservoError) -> HttpResponse:
+    if request.path_info.startswith(API_PREFIX):
+        return problem_response(error)
+    return error_page(request, error)
 
 
 def maintenance_response(request: HttpRequest, current: SettingsSnapshot) -> HttpResponse:
@@ -67,7 +78,16 @@ class MaintenanceMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if is_booking_write(request):
-            current = system_settings()
+            try:
+                current = system_settings()
+            except DatabaseError as exc:
+                # Redis missed and PostgreSQL did not answer: the switch is unknown, and the
+                # write could not be made anyway. A 503 with Retry-After, never a guess.
+                error = database_error_to_domain(exc)
+                if error is None:
+                    raise
+                logger.warning("maintenance switch unreadable for %s: %s", request.path, exc)
+                return error_response(request, error)
             if current.maintenance_mode:
                 return maintenance_response(request, current)
         return self.get_response(request)

@@ -1,10 +1,7 @@
-"""Staff users for the admin tests (a superuser and a booking clerk), and static files
-served from the app directories, as `manage.py collectstatic` has not run for the suite."""
+"""Staff users for the admin tests: a superuser and a booking clerk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,18 +11,6 @@ from django.test import Client
 from settings_app.permissions import booking_clerk_group_ensure
 
 PASSWORD = "s3cret-pass"
-
-
-@pytest.fixture(autouse=True)
-def _static_files_without_collectstatic(settings: Any, tmp_path_factory: Any) -> Iterator[None]:
-    root: Path = tmp_path_factory.getbasetemp() / "static_root"
-    root.mkdir(exist_ok=True)
-    settings.STATIC_ROOT = root
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    yield
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
-"""The admin tests' staff users and static files setup, for the settings tests."""
+"""The admin tests' staff users, for the settings tests."""
 
 from tests.admin.conftest import (
-    _static_files_without_collectstatic,
     clerk,
     clerk_client,
     superuser,
@@ -9,7 +8,6 @@ from tests.admin.conftest import (
 )
 
 __all__ = [
-    "_static_files_without_collectstatic",
     "clerk",
     "clerk_client",
     "superuser",

@@ -172,6 +172,8 @@ def app_instance(**env: str) -> Iterator[Instance]:
         "RESERVO_WEB_WORKERS": "2",
         "RESERVO_LOG_LEVEL": "WARNING",
         "RESERVO_GRACEFUL_TIMEOUT_S": "5",
+        # The suite may load the machine: a slow first connection is not what is tested.
+        "RESERVO_DB_CONNECT_TIMEOUT_S": "15",
         **env,
     }
     gunicorn = str(Path(sys.executable).parent / "gunicorn")

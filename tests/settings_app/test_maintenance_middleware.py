@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import OperationalError, ProgrammingError
 from django.test import Client
 from django.utils import timezone
 
@@ -129,3 +130,36 @@ def test_admin_login_works_during_maintenance(client: Client, superuser: Any) ->
     )
     assert response.status_code == 302
     assert response["Location"] == "/admin/"
+
+
+def _database_unreachable(*args: Any, **kwargs: Any) -> Any:
+    raise OperationalError("connection timeout expired")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/reservations/", "/r/friday-meetup/"])
+def test_database_unreachable_for_the_check_is_a_503_not_a_500(
+    client: Client, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    monkeypatch.setattr(
+        "settings_app.middleware.system_settings", _database_unreachable, raising=True
+    )
+    response = client.post(path, {}, content_type="application/json")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    if path.startswith("/api/"):
+        assert response.json()["code"] == "unavailable"
+    else:
+        assert response["Content-Type"].startswith("text/html")
+        assert "Traceback" not in response.content.decode()
+
+
+def test_database_bug_during_the_check_is_not_hidden(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ProgrammingError("relation does not exist")
+
+    monkeypatch.setattr("settings_app.middleware.system_settings", broken, raising=True)
+    client.raise_request_exception = True
+    with pytest.raises(ProgrammingError):
+        client.post("/api/v1/reservations/", {}, content_type="application/json")
