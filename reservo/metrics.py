@@ -6,6 +6,7 @@ PROMETHEUS_MULTIPROC_DIR so every worker's samples are aggregated.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -58,6 +59,13 @@ def lock_wait_exceeded(code: str) -> None:
 def cache_result(cache: str, result: str) -> None:
     """result: "hit", "miss" or "error"."""
     CACHE.labels(cache=cache, result=result).inc()
+
+
+class CacheErrorCounter(logging.Handler):
+    """Counts the shared-cache failures django-redis logs and swallows (IGNORE_EXCEPTIONS)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        cache_result("redis", "error")
 
 
 def _route_of(request: HttpRequest) -> str:

@@ -288,7 +288,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "cache_errors": {"class": "reservo.metrics.CacheErrorCounter"},
+    },
     "root": {"handlers": ["console"], "level": env.str("RESERVO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        DJANGO_REDIS_LOGGER: {"handlers": ["console", "cache_errors"], "propagate": False},
+    },
 }

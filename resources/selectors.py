@@ -8,7 +8,8 @@ serves stale availability for longer than that. If Redis is down, reads go to Po
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,7 +17,10 @@ from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum, Va
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
+from reservo import metrics
 from resources.models import Resource, Seat
+
+T = TypeVar("T")
 
 SEAT_AVAILABLE, SEAT_HELD, SEAT_BOOKED = "available", "held", "booked"
 
@@ -65,26 +69,38 @@ def _seat_map_key(resource_id: int) -> str:
     return f"seatmap:{resource_id}"
 
 
+def _cached(name: str, key: str, compute: Callable[[], T]) -> T:
+    """Read through the shared cache for at most RESERVO_AVAILABILITY_CACHE_SECONDS.
+
+    A Redis failure is a miss (IGNORE_EXCEPTIONS): the value then comes from PostgreSQL.
+    """
+    value: T | None = cache.get(key)
+    if value is not None:
+        metrics.cache_result(name, "hit")
+        return value
+    metrics.cache_result(name, "miss")
+    value = compute()
+    if value is not None:
+        cache.set(key, value, timeout=settings.RESERVO_AVAILABILITY_CACHE_SECONDS)
+    return value
+
+
 def resource_availability(resource_id: int) -> dict[str, int] | None:
     """Availability of one resource through the shared cache (None if there is no such resource)."""
-    key = _availability_key(resource_id)
-    cached: dict[str, int] | None = cache.get(key)
-    if cached is not None:
-        return cached
-    resource = resources_with_availability().filter(pk=resource_id).first()
-    if resource is None:
-        return None
-    value = availability_of(resource)
-    cache.set(key, value, timeout=settings.RESERVO_AVAILABILITY_CACHE_SECONDS)
-    return value
+
+    def compute() -> dict[str, int] | None:
+        resource = resources_with_availability().filter(pk=resource_id).first()
+        return availability_of(resource) if resource is not None else None
+
+    return _cached("availability", _availability_key(resource_id), compute)
 
 
 def seat_map(resource_id: int) -> list[dict[str, Any]]:
     """Every seat of a resource with its status: available, held (unexpired hold) or booked."""
-    key = _seat_map_key(resource_id)
-    cached: list[dict[str, Any]] | None = cache.get(key)
-    if cached is not None:
-        return cached
+    return _cached("seatmap", _seat_map_key(resource_id), lambda: _seat_map_from_db(resource_id))
+
+
+def _seat_map_from_db(resource_id: int) -> list[dict[str, Any]]:
     seats = Seat.objects.filter(resource_id=resource_id).order_by("row", "number", "label", "id")
     status_sql = """
         SELECT CASE WHEN r.status = 'confirmed' THEN 'booked' ELSE 'held' END
@@ -94,7 +110,7 @@ def seat_map(resource_id: int) -> list[dict[str, Any]]:
            AND (r.status = 'confirmed' OR r.hold_expires_at > clock_timestamp())
          LIMIT 1
     """
-    value = [
+    return [
         {
             "id": seat.pk,
             "label": seat.label,
@@ -104,8 +120,6 @@ def seat_map(resource_id: int) -> list[dict[str, Any]]:
         }
         for seat in seats.annotate(taken=RawSQL(status_sql, []))
     ]
-    cache.set(key, value, timeout=settings.RESERVO_AVAILABILITY_CACHE_SECONDS)
-    return value
 
 
 def availability_invalidate(resource_id: int) -> None:

@@ -19,9 +19,22 @@ CUSTOMER = Actor("customer")
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
-    cache.clear()
+    # Only this run's keys (RESERVO_CACHE_PREFIX): a FLUSHDB would wipe other runs sharing Redis.
+    cache.delete_pattern("*")  # type: ignore[attr-defined]
     yield
-    cache.clear()
+    cache.delete_pattern("*")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _static_files_without_collectstatic(settings: Any, tmp_path_factory: Any) -> None:
+    """Assets are served by name from the app folders: the suite does not run collectstatic."""
+    root = tmp_path_factory.getbasetemp() / "static_root"
+    root.mkdir(exist_ok=True)
+    settings.STATIC_ROOT = root
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -87,10 +87,3 @@ def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["type"] == "/problems/" + code.replace("_", "-")
     assert body["title"] and body["detail"]
     return body
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # whitenoise warns when collectstatic has not run (a fresh checkout); not an API concern.
-    for item in items:
-        if "tests/api/" in str(item.path):
-            item.add_marker(pytest.mark.filterwarnings("ignore:No directory at:UserWarning"))

@@ -178,3 +178,30 @@ def test_expire_holds_command(capsys) -> None:  # type: ignore[no-untyped-def]
     assert "1 hold(s) expired" in capsys.readouterr().out
     resource.refresh_from_db()
     assert resource.held == 0
+
+
+def test_redis_down_reads_fall_back_to_postgresql_and_are_counted(settings) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    resource = ResourceFactory(capacity=4)
+    reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": "unix:///nonexistent/reservo-redis.sock?db=0",
+        }
+    }
+
+    def errors() -> float:
+        value = REGISTRY.get_sample_value(
+            "reservo_cache_operations_total", {"cache": "redis", "result": "error"}
+        )
+        return value or 0.0
+
+    before = errors()
+    assert resource_availability(resource.pk)["available"] == 3
+    assert [s["status"] for s in seat_map(resource.pk)] == []
+    assert errors() > before
+    # Writes never needed the cache: booking still works and reads stay exact.
+    reservation_book(resource_id=resource.pk, quantity=2, actor=CUSTOMER)
+    assert resource_availability(resource.pk)["available"] == 1

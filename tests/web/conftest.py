@@ -1,4 +1,4 @@
-"""Fixtures for the booking pages: plain static storage, page helpers, a real browser."""
+"""Fixtures for the booking pages: page helpers and a real browser."""
 
 from __future__ import annotations
 
@@ -11,18 +11,6 @@ from typing import Any
 import pytest
 from django.db import connections
 from django.test import Client
-
-STATIC_STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
-
-
-@pytest.fixture(autouse=True)
-def _plain_static_files(settings: Any) -> None:
-    """Pages link their assets by name: no collectstatic manifest is needed in tests."""
-    settings.STORAGES = STATIC_STORAGES
-
 
 FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 
