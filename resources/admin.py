@@ -229,7 +229,10 @@ class ResourceAdmin(admin.ModelAdmin):
             ),
             (_("Details"), {"fields": ["venue", "description"]}),
         ]
-        if obj is None or obj.kind == ResourceKind.SEATED:
+        may_add_seats = obj is None or (
+            obj.kind == ResourceKind.SEATED and self.has_change_permission(request, obj)
+        )
+        if may_add_seats:
             title = _("Seats") if obj is None else _("Add seats")
             fieldsets.append((title, {"fields": seat_fields}))
         if obj is not None:
@@ -254,7 +257,7 @@ class ResourceAdmin(admin.ModelAdmin):
         return obj.seats.count()
 
     def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
-        assert form.saved is not None, "ResourceForm.clean saves through the services"
+        assert form.saved is not None, "ResourceForm.full_clean saves through the services"
         return form.saved
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
@@ -306,8 +309,13 @@ class ResourceAdmin(admin.ModelAdmin):
         for resource in queryset.order_by("id"):
             # No new bookings first (they need an open resource), then cancel what is there.
             if resource.state != ResourceState.CANCELLED:
-                resource_update(resource_id=resource.pk, state=ResourceState.CANCELLED)
+                try:
+                    resource_update(resource_id=resource.pk, state=ResourceState.CANCELLED)
+                except ReservoError as exc:
+                    self.message_user(request, f"{resource}: {exc.detail}", messages.ERROR)
+                    continue
             cancelled = already = 0
+            failed: list[str] = []
             active = Reservation.objects.filter(resource=resource, status__in=ACTIVE_STATUSES)
             for reservation_id in active.order_by("id").values_list("id", flat=True):
                 try:
@@ -315,6 +323,8 @@ class ResourceAdmin(admin.ModelAdmin):
                     cancelled += 1
                 except InvalidState:
                     already += 1
+                except ReservoError as exc:
+                    failed.append(exc.detail)
             text = ngettext(
                 "%(name)s cancelled: %(count)d reservation cancelled",
                 "%(name)s cancelled: %(count)d reservations cancelled",
@@ -327,6 +337,19 @@ class ResourceAdmin(admin.ModelAdmin):
                     already,
                 ) % {"count": already}
             self.message_user(request, text + ".", messages.SUCCESS)
+            if failed:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(name)s: %(count)d reservation could not be cancelled (%(why)s); "
+                        "run the action again.",
+                        "%(name)s: %(count)d reservations could not be cancelled (%(why)s); "
+                        "run the action again.",
+                        len(failed),
+                    )
+                    % {"name": resource, "count": len(failed), "why": failed[0]},
+                    messages.ERROR,
+                )
 
     # Reconciliation ----------------------------------------------------------------------
 

@@ -365,3 +365,21 @@ def test_reconcile_page_shows_drift_per_resource(superuser_client: Client) -> No
     html = response.content.decode()
     assert "1 resource has counters that differ from its reservations." in html
     assert "Drifty" in html
+
+
+def test_clerk_views_a_seated_resource_read_only(clerk_client: Client) -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=4)
+    response = clerk_client.get(change_url(resource))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="seat_rows"' not in html and 'name="capacity"' not in html
+    assert "Add seats" not in html
+
+
+def test_cancel_event_again_is_harmless(superuser_client: Client) -> None:
+    resource = ResourceFactory(capacity=5)
+    book(resource, 1)
+    run_action(superuser_client, "cancel_events", [resource])
+    response = run_action(superuser_client, "cancel_events", [resource])
+    assert f"{resource.name} cancelled: 0 reservations cancelled." in response.content.decode()
+    assert ReservationEvent.objects.filter(to_status="cancelled").count() == 1
