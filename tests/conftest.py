@@ -7,8 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connection, connections
+from django.test import override_settings
 
 from bookings.services import Actor
 from settings_app.models import SystemSettings
@@ -25,16 +27,18 @@ def _clear_cache() -> Iterator[None]:
     cache.delete_pattern("*")  # type: ignore[attr-defined]
 
 
-@pytest.fixture(autouse=True)
-def _static_files_without_collectstatic(settings: Any, tmp_path_factory: Any) -> None:
-    """Assets are served by name from the app folders: the suite does not run collectstatic."""
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_without_collectstatic(tmp_path_factory: Any) -> Iterator[None]:
+    """In this process, assets are served by name from the app folders, so the suite needs no
+    collectstatic (servers started as subprocesses use the real settings)."""
     root = tmp_path_factory.getbasetemp() / "static_root"
     root.mkdir(exist_ok=True)
-    settings.STATIC_ROOT = root
-    settings.STORAGES = {
-        **settings.STORAGES,
+    storages = {
+        **django_settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    with override_settings(STATIC_ROOT=root, STORAGES=storages):
+        yield
 
 
 @pytest.fixture(autouse=True)

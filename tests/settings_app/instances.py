@@ -28,6 +28,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from reservo import settings as project_settings
+
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 # Every instance of one test signs sessions alike, as a real deployment does.
@@ -54,9 +56,12 @@ def database_url() -> str:
 
 
 def ensure_collected_static() -> None:
-    """The admin's pages need the static manifest, as under `make serve`."""
-    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
-    if manifest.exists() and "admin/css/base.css" in manifest.read_text():
+    """The instances' pages need the static manifest, as under `make serve`."""
+    # The project's own STATIC_ROOT: the suite overrides the setting in this process only.
+    manifest = Path(project_settings.STATIC_ROOT) / "staticfiles.json"
+    if manifest.exists() and all(
+        name in manifest.read_text() for name in ("admin/css/base.css", "reservo/reservo.css")
+    ):
         return
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],

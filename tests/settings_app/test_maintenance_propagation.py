@@ -39,11 +39,6 @@ PASSWORD = "s3cret-pass"
 
 
 @pytest.fixture
-def _static_files_without_collectstatic() -> None:
-    """Instances serve the collected static files from the real STATIC_ROOT: no override."""
-
-
-@pytest.fixture
 def staff_and_key() -> tuple[str, str]:
     get_user_model().objects.create_superuser("boss", "boss@example.com", PASSWORD)
     _client, key = api_client_create(name="propagation", scopes=["book"])
