@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -112,3 +115,34 @@ def scalar(sql: str, params: list[Any] | None = None) -> Any:
         cursor.execute(sql, params or [])
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def subprocess_database_url() -> str:
+    """The test database (set up by pytest-django) as a DATABASE_URL, for subprocesses."""
+    params = connection.get_connection_params()
+    auth = quote(params.get("user") or "")
+    if params.get("password"):
+        auth += ":" + quote(params["password"])
+    host = params.get("host") or ""
+    name = quote(params["dbname"])
+    if not host or host.startswith("/"):
+        return f"postgres://{auth}@/{name}?host={quote(host)}"
+    return f"postgres://{auth}@{host}:{params.get('port') or 5432}/{name}"
+
+
+def wait_until(condition: Callable[[], object], timeout: float, message: str) -> float:
+    """Poll `condition` until it is true; fail with `message` after `timeout` seconds.
+    Returns how long it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(message)
+        time.sleep(0.02)
+    return time.monotonic() - start

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
-from django.db import connection
+
+from tests.conftest import subprocess_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -117,23 +117,11 @@ class WebhookReceiver:
         self.thread.join(5)
 
 
-def database_url() -> str:
-    """The test database as a DATABASE_URL, for worker processes."""
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
-    if host.startswith("/"):
-        return f"postgres://{auth}@/{db['NAME']}?host={quote(host)}"
-    return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def worker_env(**overrides: object) -> dict[str, str]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "reservo.settings",
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "RESERVO_CACHE_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "RESERVO_EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
         "RESERVO_WORKER_POLL_SECONDS": "0.05",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +13,6 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -23,31 +21,10 @@ from django.db import connection
 
 from bookings.api_keys import api_client_create
 from bookings.models import Reservation
+from tests.conftest import free_port, subprocess_database_url, wait_until
 from tests.factories import ResourceFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def database_url() -> str:
-    params = connection.get_connection_params()
-    host = params.get("host") or "127.0.0.1"
-    if host.startswith("/"):
-        return f"postgres://{params['user']}@/{params['dbname']}?host={quote(host)}"
-    return f"postgres://{params['user']}@{host}:{params.get('port') or 5432}/{params['dbname']}"
-
-
-def wait_until(condition: Any, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(message)
-        time.sleep(0.05)
 
 
 def test_sigterm_lets_the_in_flight_booking_finish() -> None:
@@ -56,7 +33,7 @@ def test_sigterm_lets_the_in_flight_booking_finish() -> None:
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "HOST": "127.0.0.1",
         "PORT": str(port),

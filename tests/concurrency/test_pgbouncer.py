@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from bookings.models import Reservation
+from tests.conftest import free_port
 from tests.factories import ResourceFactory
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -27,12 +28,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(PGBOUNCER).exists(), reason="pgbouncer is not installed"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -9,50 +9,27 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import pytest
 from django.conf import settings
-from django.db import connection
 
 from reservo import settings as project_settings
+from tests.conftest import free_port, subprocess_database_url, wait_until
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 # Every instance of one test signs sessions alike, as a real deployment does.
 SECRET_KEY = "instances-" + secrets.token_urlsafe(32)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def database_url() -> str:
-    """The test database (set up by pytest-django) as a DATABASE_URL."""
-    params = connection.get_connection_params()
-    auth = quote(params.get("user") or "")
-    if params.get("password"):
-        auth += ":" + quote(params["password"])
-    host = params.get("host") or ""
-    name = quote(params["dbname"])
-    if not host or host.startswith("/"):
-        return f"postgres://{auth}@/{name}?host={quote(host)}"
-    return f"postgres://{auth}@{host}:{params.get('port') or 5432}/{name}"
 
 
 def ensure_collected_static() -> None:
@@ -69,16 +46,6 @@ def ensure_collected_static() -> None:
         check=True,
         timeout=600,
     )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, message: str) -> float:
-    """Polls `condition` until true; returns the seconds it took."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            pytest.fail(message)
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 @dataclass
@@ -167,7 +134,7 @@ def app_instance(**env: str) -> Iterator[Instance]:
     port = free_port()
     environment = {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "RESERVO_CACHE_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "SECRET_KEY": SECRET_KEY,
