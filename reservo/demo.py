@@ -16,6 +16,8 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reservo.settings")
     os.environ.setdefault("DEBUG", "0")
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    # Links in the demo's emails point at this server.
+    os.environ.setdefault("RESERVO_PUBLIC_URL", f"http://{host}:{port}")
     python = sys.executable
 
     def manage(*args: str) -> None:
