@@ -321,7 +321,7 @@ def test_busy_is_a_503_with_retry_after(client: Client, monkeypatch) -> None:
     def busy(**kwargs):
         raise Busy("Too many people are booking right now. Please try again.")
 
-    monkeypatch.setattr("bookings.views.reservation_book", busy)
+    monkeypatch.setattr("bookings.views.common.reservation_book", busy)
     response = client.post(url, {"form_token": token, "quantity": 1})
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
@@ -420,7 +420,7 @@ def test_hold_expiring_at_confirm_is_expired_not_booked(client: Client, monkeypa
     reference = hold(client, resource, quantity=1)
     checkout = reverse("bookings:checkout", args=[reference])
     # The page still had time left when it was read; the database says it is over.
-    monkeypatch.setattr("bookings.views._seconds_left", lambda reservation: 30)
+    monkeypatch.setattr("bookings.views.holds._seconds_left", lambda reservation: 30)
     expire_now(reference)
     response = client.post(checkout, {"name": "Ada", "email": "ada@example.com"})
     assert response.status_code == 409

@@ -1,0 +1,191 @@
+"""Browsing: the home page and a resource page, where places are picked and held."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import F
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    QueryDict,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods
+
+from bookings.forms import HoldForm
+from bookings.views.common import (
+    LIVE_POLL_MILLISECONDS,
+    _booking_rules,
+    _hold_once,
+    _new_form_token,
+    _seat_rows,
+    _visible_resource,
+)
+from reservo.error_pages import renders_domain_errors
+from reservo.errors import (
+    LimitExceeded,
+    ResourceNotBookable,
+    SeatsUnavailable,
+    SoldOut,
+    ValidationFailed,
+)
+from resources.models import Resource, ResourceKind, ResourceState
+from resources.selectors import (
+    SEAT_AVAILABLE,
+    SEAT_HELD,
+    availability_of,
+    resources_with_availability,
+    seat_map,
+)
+
+# Pages --------------------------------------------------------------------------------
+
+
+@require_GET
+@renders_domain_errors
+def home(request: HttpRequest) -> HttpResponse:
+    resources = (
+        resources_with_availability()
+        .filter(state=ResourceState.OPEN)
+        .order_by(F("starts_at").asc(nulls_last=True), "id")
+    )
+    cards: list[dict[str, Any]] = [{"resource": r, **availability_of(r)} for r in resources]
+    return render(
+        request,
+        "bookings/home.html",
+        {
+            "cards": cards,
+            "live_url": reverse("bookings:live_resources"),
+            "live_ids": ",".join(str(card["resource"].pk) for card in cards),
+            "poll_ms": LIVE_POLL_MILLISECONDS,
+        },
+    )
+
+
+def _resource_page(
+    request: HttpRequest,
+    resource: Resource,
+    *,
+    form: HoldForm | None = None,
+    status: int = 200,
+    conflict: str = "",
+    taken_seat_ids: Iterable[int] = (),
+) -> HttpResponse:
+    rules = _booking_rules()
+    availability = availability_of(resource)
+    limit = resource.max_per_booking or rules.default_max_per_booking
+    seats: list[dict[str, Any]] = []
+    if resource.kind == ResourceKind.SEATED:
+        taken = set(taken_seat_ids)
+        seats = [
+            {**seat, "status": SEAT_HELD}
+            if seat["id"] in taken and seat["status"] == SEAT_AVAILABLE
+            else dict(seat)
+            for seat in seat_map(resource.pk)
+        ]
+    token = _new_form_token(request)
+    selected: set[int] = set()
+    quantity = 1
+    taken_ids = set(taken_seat_ids)
+    if form is not None and isinstance(form.data, QueryDict):
+        selected = {
+            int(value)
+            for value in form.data.getlist("seats")
+            if value.isdigit() and int(value) not in taken_ids
+        }
+        raw_quantity = form.data.get("quantity") or ""
+        quantity = int(raw_quantity) if raw_quantity.isdigit() else 1
+    for seat in seats:
+        seat["selected"] = seat["id"] in selected and seat["status"] == SEAT_AVAILABLE
+        seat["just_taken"] = seat["id"] in taken_ids
+    shown_form = form or HoldForm(kind=resource.kind, limit=limit)
+    return render(
+        request,
+        "bookings/resource.html",
+        {
+            "resource": resource,
+            "available": availability["available"],
+            "capacity": availability["capacity"],
+            "bookable": resource.state == ResourceState.OPEN,
+            "limit": limit,
+            "max_quantity": max(min(limit, availability["available"]), 1),
+            "quantity": quantity,
+            "seat_rows": _seat_rows(seats),
+            "per_row": max((len(row["seats"]) for row in _seat_rows(seats)), default=1),
+            "form": shown_form,
+            "form_token": token,
+            "conflict": conflict,
+            "hold_minutes": max(rules.hold_ttl_seconds // 60, 1),
+            "maintenance": rules.maintenance_mode,
+            "maintenance_message": rules.maintenance_message,
+            "live_url": reverse("bookings:live_resource", args=[resource.pk]),
+            "poll_ms": LIVE_POLL_MILLISECONDS,
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@renders_domain_errors
+def resource_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    resource = _visible_resource(slug)
+    if request.method != "POST":
+        return _resource_page(request, resource)
+
+    rules = _booking_rules()
+    limit = resource.max_per_booking or rules.default_max_per_booking
+    seat_ids = [seat["id"] for seat in seat_map(resource.pk)]
+    form = HoldForm(request.POST, kind=resource.kind, limit=limit, seat_ids=seat_ids)
+    if not form.is_valid():
+        return _resource_page(request, resource, form=form, status=400)
+    try:
+        reference = _hold_once(
+            request, form.cleaned_data["form_token"], resource, form.cleaned_data
+        )
+    except SeatsUnavailable as error:
+        taken = [int(seat_id) for seat_id in error.extras.get("seats", [])]
+        labels = [seat["label"] for seat in seat_map(resource.pk) if seat["id"] in taken]
+        message = ngettext(
+            "Sorry, seat %(seats)s was just taken by someone else. "
+            "It is now marked as taken; the rest of your choice is kept.",
+            "Sorry, seats %(seats)s were just taken by someone else. "
+            "They are now marked as taken; the rest of your choice is kept.",
+            len(labels) or 1,
+        ) % {"seats": ", ".join(labels) or "?"}
+        return _resource_page(
+            request, resource, form=form, status=409, conflict=message, taken_seat_ids=taken
+        )
+    except SoldOut as error:
+        available = int(error.extras.get("available", 0))
+        if available:
+            message = ngettext(
+                "Not enough places left: only %(n)d place is still available.",
+                "Not enough places left: only %(n)d places are still available.",
+                available,
+            ) % {"n": available}
+        else:
+            message = _("Sorry, this is now sold out.")
+        fresh = _visible_resource(slug)
+        return _resource_page(request, fresh, form=form, status=409, conflict=message)
+    except (LimitExceeded, ResourceNotBookable) as error:
+        fresh = _visible_resource(slug)
+        return _resource_page(request, fresh, form=form, status=409, conflict=error.detail)
+    except ValidationFailed as error:
+        for field, field_errors in error.errors.items():
+            for message in field_errors:
+                form.add_error(field if field in form.fields else None, message)
+        return _resource_page(request, resource, form=form, status=400)
+    if reference is None:
+        return _resource_page(
+            request,
+            resource,
+            form=form,
+            status=400,
+            conflict=_("This form had expired, so nothing was booked. Please choose again."),
+        )
+    return redirect("bookings:checkout", reference=reference)
