@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Now
 
 from bookings.models import Reservation, ReservationStatus
-from bookings.services import _new_reference
+from bookings.services.common import _new_reference
 from reservo.errors import SoldOut
 
 

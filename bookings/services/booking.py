@@ -1,0 +1,180 @@
+"""Booking places by quantity or by seats, as a hold or confirmed at once: all or nothing."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from django.utils.translation import gettext as _
+
+from bookings.locking import in_booking_transaction
+from bookings.models import (
+    ApiClient,
+    Reservation,
+    ReservationSeat,
+    ReservationStatus,
+)
+from bookings.services.common import (
+    REFERENCE_ATTEMPTS,
+    Actor,
+    Booking,
+    ReferenceTaken,
+    _expire_due_holds,
+    _lock_resource,
+    _new_reference,
+    _on_commit_invalidate,
+    _record,
+    manage_token_hash,
+)
+from reservo.errors import (
+    LimitExceeded,
+    ReservoError,
+    ResourceNotBookable,
+    SeatsUnavailable,
+    SoldOut,
+    ValidationFailed,
+)
+from resources.models import Resource, ResourceState, Seat
+from resources.selectors import resource_available_now
+
+
+def _validate_request(quantity: int | None, seat_ids: Sequence[int] | None) -> None:
+    if seat_ids is not None and quantity is not None:
+        raise ValidationFailed({"seats": [_("Give either seats or a quantity, not both.")]})
+    if seat_ids is None and quantity is None:
+        raise ValidationFailed({"quantity": [_("Give a quantity or a list of seats.")]})
+    if seat_ids is not None:
+        if not seat_ids:
+            raise ValidationFailed({"seats": [_("Choose at least one seat.")]})
+        if len(set(seat_ids)) != len(seat_ids):
+            raise ValidationFailed({"seats": [_("A seat is listed twice.")]})
+    elif quantity is not None and quantity < 1:
+        raise ValidationFailed({"quantity": [_("Book at least one place.")]})
+
+
+def reservation_book(
+    *,
+    resource_id: int,
+    actor: Actor,
+    quantity: int | None = None,
+    seat_ids: Sequence[int] | None = None,
+    hold: bool = False,
+    customer_name: str = "",
+    customer_email: str = "",
+    api_client: ApiClient | None = None,
+) -> Booking:
+    """Book places by quantity or by seats, as a hold or confirmed at once. All or nothing."""
+    _validate_request(quantity, seat_ids)
+    seat_ids = sorted(seat_ids) if seat_ids is not None else None
+    wanted = len(seat_ids) if seat_ids is not None else quantity
+    assert wanted is not None
+    token = secrets.token_urlsafe(24)
+
+    def book() -> Reservation:
+        resource = _lock_resource(resource_id, actor)
+        if resource.state != ResourceState.OPEN:
+            raise ResourceNotBookable(_("'%(name)s' is not open for booking.") % {"name": resource})
+        if (seat_ids is not None) != (resource.kind == Resource.Kind.SEATED):
+            field = "seats" if seat_ids is not None else "quantity"
+            message = (
+                _("This resource has no seats; book a quantity.")
+                if seat_ids is not None
+                else _("This resource is seated; choose seats.")
+            )
+            raise ValidationFailed({field: [message]})
+        limit = resource.max_per_booking or resource.default_max_per_booking  # type: ignore[attr-defined]
+        if wanted > limit:
+            raise LimitExceeded(
+                _("At most %(limit)d places per booking.") % {"limit": limit}, limit=limit
+            )
+        freed = sum(quantity for _pk, quantity in _expire_due_holds(resource_id, actor))
+        held = resource.held - freed
+        available = resource.capacity - held - resource.confirmed
+        if seat_ids is not None:
+            _lock_free_seats(resource_id, seat_ids)
+        if wanted > available:
+            raise _sold_out(resource, available)
+
+        now: datetime = resource.db_now  # type: ignore[attr-defined]
+        reservation = Reservation.objects.create(
+            reference=_new_reference(),
+            resource_id=resource_id,
+            quantity=wanted,
+            status=ReservationStatus.HELD if hold else ReservationStatus.CONFIRMED,
+            created_at=now,
+            hold_expires_at=now + timedelta(seconds=resource.hold_ttl_seconds) if hold else None,  # type: ignore[attr-defined]
+            confirmed_at=None if hold else now,
+            customer_name=customer_name,
+            customer_email=customer_email,
+            api_client=api_client,
+            manage_token_hash=manage_token_hash(token),
+        )
+        if seat_ids is not None:
+            ReservationSeat.objects.bulk_create(
+                ReservationSeat(reservation=reservation, seat_id=seat_id, resource_id=resource_id)
+                for seat_id in seat_ids
+            )
+        _record([reservation], "", actor, manage_token=token)
+        _on_commit_invalidate(resource_id)
+        reservation.resource = resource
+        return reservation
+
+    constraint_errors: dict[str, Callable[[], ReservoError]] = {
+        # The database's own refusal, should a check above ever be wrong.
+        "resource_counters_within_capacity": lambda: _sold_out(
+            None, resource_available_now(resource_id)
+        ),
+        "reservation_seat_active_unique": lambda: SeatsUnavailable(
+            _("Some of these seats were just taken."),
+            seats=_taken_seats(seat_ids or []),
+        ),
+        "reservation_reference_unique": ReferenceTaken,
+    }
+    for _attempt in range(REFERENCE_ATTEMPTS):
+        try:
+            reservation = in_booking_transaction(book, constraint_errors=constraint_errors)
+        except ReferenceTaken:
+            continue
+        return Booking(reservation=reservation, manage_token=token)
+    raise ReferenceTaken()
+
+
+def _sold_out(resource: Resource | None, available: int) -> SoldOut:
+    available = max(available, 0)
+    if resource is not None and available:
+        detail = _("Only %(n)d places left on '%(name)s'.") % {"n": available, "name": resource}
+    elif available:
+        detail = _("Only %(n)d places left.") % {"n": available}
+    else:
+        detail = _("Sold out.")
+    return SoldOut(detail, available=available)
+
+
+def _taken_seats(seat_ids: Sequence[int]) -> list[int]:
+    return sorted(
+        ReservationSeat.objects.filter(seat_id__in=seat_ids, active=True).values_list(
+            "seat_id", flat=True
+        )
+    )
+
+
+def _lock_free_seats(resource_id: int, seat_ids: Sequence[int]) -> None:
+    """Lock the requested seats in primary-key order; refuse unknown or taken ones."""
+    found = list(
+        Seat.objects.select_for_update()
+        .filter(resource_id=resource_id, id__in=seat_ids)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    unknown = sorted(set(seat_ids) - set(found))
+    if unknown:
+        raise ValidationFailed(
+            {"seats": [_("Unknown seats for this resource: %(ids)s.") % {"ids": unknown}]}
+        )
+    taken = _taken_seats(seat_ids)
+    if taken:
+        labels = list(Seat.objects.filter(id__in=taken).values_list("label", flat=True))
+        raise SeatsUnavailable(
+            _("Seats already taken: %(labels)s.") % {"labels": ", ".join(labels)}, seats=taken
+        )

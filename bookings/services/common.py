@@ -1,0 +1,149 @@
+"""What every booking service shares: who acts, the resource lock (always first), history
+and outbox rows, and the expiry of due holds."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from django.db import connection, transaction
+from django.db.models import Field, Subquery, Value
+from django.db.models.functions import Coalesce, Now
+from django.utils.translation import gettext as _
+
+from bookings.models import (
+    Reservation,
+    ReservationEvent,
+    ReservationStatus,
+)
+from bookings.notifications import outbox_enqueue
+from reservo.errors import (
+    Maintenance,
+    NotFound,
+    ReservoError,
+)
+from resources.models import Resource
+from resources.selectors import availability_invalidate
+from settings_app.models import SINGLETON_ID, SystemSettings
+
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read over the phone
+REFERENCE_LENGTH = 8
+REFERENCE_ATTEMPTS = 3
+
+
+class ReferenceTaken(ReservoError):
+    """A new reference collided with an existing one (about 1 in 10^12): book again."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for a change; recorded in history and deciding maintenance rules."""
+
+    kind: Literal["customer", "api", "staff", "system"]
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}" if self.name else self.kind
+
+    @property
+    def bound_by_maintenance(self) -> bool:
+        return self.kind in ("customer", "api")
+
+
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class Booking:
+    reservation: Reservation
+    # Shown once to the customer (their self-service link); only its hash is stored.
+    manage_token: str
+
+
+def manage_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_reference() -> str:
+    return "RSV-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
+def _settings_value(field: str) -> Coalesce:
+    """One SystemSettings field as a subquery, read in the same statement as the resource lock."""
+    model_field = SystemSettings._meta.get_field(field)
+    assert isinstance(model_field, Field)
+    return Coalesce(
+        Subquery(SystemSettings.objects.filter(id=SINGLETON_ID).values(field)[:1]),
+        Value(model_field.get_default()),
+        output_field=model_field,
+    )
+
+
+def _lock_resource(resource_id: int, actor: Actor) -> Resource:
+    """Lock the resource row (always the first lock) and read the settings in the same trip."""
+    resource = (
+        Resource.objects.select_for_update(of=("self",))
+        .annotate(
+            db_now=Now(),
+            maintenance_mode=_settings_value("maintenance_mode"),
+            maintenance_message=_settings_value("maintenance_message"),
+            hold_ttl_seconds=_settings_value("hold_ttl_seconds"),
+            default_max_per_booking=_settings_value("default_max_per_booking"),
+        )
+        .filter(pk=resource_id)
+        .order_by()
+        .first()
+    )
+    if resource is None:
+        raise NotFound(_("No such resource."))
+    if actor.bound_by_maintenance and resource.maintenance_mode:  # type: ignore[attr-defined]
+        raise Maintenance(
+            resource.maintenance_message  # type: ignore[attr-defined]
+            or _("Bookings are paused for maintenance. Please come back shortly.")
+        )
+    return resource
+
+
+def _record(
+    reservations: Sequence[Reservation],
+    from_status: str,
+    actor: Actor,
+    *,
+    manage_token: str | None = None,
+) -> None:
+    """History rows and outbox notifications for transitions made in the current transaction."""
+    ReservationEvent.objects.bulk_create(
+        ReservationEvent(
+            reservation=r, from_status=from_status, to_status=r.status, actor=str(actor)
+        )
+        for r in reservations
+    )
+    outbox_enqueue(reservations, manage_token=manage_token)
+
+
+def _on_commit_invalidate(resource_id: int) -> None:
+    transaction.on_commit(lambda: availability_invalidate(resource_id))
+
+
+def _expire_due_holds(resource_id: int, actor: Actor) -> list[tuple[int, int]]:
+    """Expire the resource's holds past their expiry (database clock); returns (id, quantity)s.
+
+    The caller holds the resource lock, and every transition locks the resource first,
+    so no other transaction is changing these rows.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE bookings_reservation SET status = 'expired', expired_at = now() "
+            "WHERE resource_id = %s AND status = 'held' AND hold_expires_at <= clock_timestamp() "
+            "RETURNING id, quantity",
+            [resource_id],
+        )
+        rows = cursor.fetchall()
+    if rows:
+        expired = [Reservation(id=pk, status=ReservationStatus.EXPIRED) for pk, _q in rows]
+        _record(expired, ReservationStatus.HELD, actor)
+        _on_commit_invalidate(resource_id)
+    return rows
