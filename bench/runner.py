@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -34,6 +35,7 @@ import psutil
 
 from bench import report
 from bench.load import LoadSpec, run_locust, run_pgbench
+from bench.profile import DatabaseWaits
 from bench.report import RoundFigures, Sample
 from bench.server import ROOT, ProcessWatch, Server, free_port, gunicorn_config, run_checked
 from bench.server import machine_cpu_busy_seconds as machine_cpu
@@ -157,6 +159,7 @@ class Bench:
         self.api_client_id: int | None = None
         self.env: dict[str, str] = {}
         self.own_database = False
+        self.database_waits: DatabaseWaits | None = None
         self.log = open(os.devnull, "w")  # replaced in run()  # noqa: SIM115
 
     # Environment ------------------------------------------------------------------
@@ -280,7 +283,32 @@ class Bench:
     def _measure(
         self, name: str, body: Callable[[], tuple[list[Sample], float, dict[str, Any]]]
     ) -> RoundResult:
-        """Run one scenario round, with the app's and the machine's CPU around it."""
+        """Run one scenario round, with the app's and the machine's CPU around it.
+
+        A server that died meanwhile (stopped from outside) is started again and the round
+        is measured once more; its broken samples are not kept.
+        """
+        for attempt in range(2):
+            self._ensure_server()
+            result = self._measure_once(name, body)
+            assert self.server is not None and self.server.process is not None
+            if self.server.process.poll() is None or attempt == 1:
+                break
+            self.notes.setdefault("server_restarts", []).append(name)
+            self._progress(f"the server stopped during {name}: measuring it again")
+        self.rounds.setdefault(name, []).append(result)
+        return result
+
+    def _ensure_server(self) -> None:
+        assert self.server is not None
+        if self.server.process is None or self.server.process.poll() is not None:
+            self._progress("the server is not running: starting it again")
+            self.server.start()
+            self._warm_up(api=not self.skipped)
+
+    def _measure_once(
+        self, name: str, body: Callable[[], tuple[list[Sample], float, dict[str, Any]]]
+    ) -> RoundResult:
         assert self.watch is not None
         app_before = self.watch.app_cpu_seconds()
         busy_before, _total = machine_cpu()
@@ -300,7 +328,6 @@ class Bench:
             machine_busy_s=busy_after - busy_before,
             extra=extra,
         )
-        self.rounds.setdefault(name, []).append(result)
         return result
 
     def _locust(self, spec: LoadSpec, name: str) -> tuple[list[Sample], float, dict[str, Any]]:
@@ -366,6 +393,8 @@ class Bench:
         measured = self._measure(name, lambda: self._locust(spec, name))
         created = sum(1 for s in measured.figures.samples if s.status == "201")
         measured.checks = booking_checks(ids, created)
+        # The run goes on until every place is sold; short of that it hit its time bound.
+        measured.checks["sold_out"] = measured.checks["sold"] == measured.checks["capacity"]
 
     def availability_get(self) -> None:
         from bench.data import UNLIMITED_CAPACITY, booking_checks, resources_create
@@ -399,6 +428,8 @@ class Bench:
     def _start_profiler(self, name: str) -> list[subprocess.Popen[bytes]]:
         if self.profile != name or self.rounds.get(name) or self.server is None:
             return []
+        self.database_waits = DatabaseWaits(self.env["DATABASE_URL"])
+        self.database_waits.start()
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         processes = []
         for pid in self.server.worker_pids():
@@ -440,8 +471,12 @@ class Bench:
         if processes:
             from bench.profile import summarize_profiles
 
+            waits = ""
+            if self.database_waits is not None:
+                self.database_waits.stop()
+                waits = self.database_waits.summary() + "\n"
             files = sorted(self.run_dir.glob(f"profile.{name}.*.txt"))
-            text = summarize_profiles(files)
+            text = waits + summarize_profiles(files)
             (self.results_dir / f"profile-{name}.txt").write_text(text)
 
     # The run ----------------------------------------------------------------------------
@@ -468,7 +503,17 @@ class Bench:
         for name in order:
             if self._wanted(name):
                 self._progress(f"round {round_index + 1}: {name}")
-                actions[name]()
+                self._guarded(name, actions[name])
+
+    def _guarded(self, name: str, action: Callable[[], None]) -> None:
+        """A scenario that fails is reported as such; the others still run."""
+        try:
+            action()
+        except Exception as exc:
+            self.log.write(f"{name} failed:\n{traceback.format_exc()}\n")
+            self.log.flush()
+            self.skipped[name] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
+            self._progress(f"{name} failed: {exc!r:.300}")
 
     def _run_growth(self) -> None:
         from bench.data import reservations_bulk_fill, reservations_count
@@ -483,12 +528,12 @@ class Bench:
         }
         for round_index in range(self.plan.rounds):
             self._progress(f"growth round {round_index + 1}")
-            self.booking("growth", 1, self.plan.hot_capacity)
-            if "floor_post" in self.plan.only:
-                self.floor("floor_post")
+            self._guarded("growth", lambda: self.booking("growth", 1, self.plan.hot_capacity))
+            if self._wanted("floor_post"):
+                self._guarded("floor_post", lambda: self.floor("floor_post"))
 
     def _progress(self, text: str) -> None:
-        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+        print(f"[bench {datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -525,7 +570,7 @@ class Bench:
             for round_index in range(self.plan.rounds):
                 self._run_base_round(round_index)
             if self._wanted("growth"):
-                self._run_growth()
+                self._guarded("growth", self._run_growth)
         finally:
             self._shutdown()
         return self._results(time.monotonic() - started)
@@ -571,6 +616,7 @@ class Bench:
                     and c["rows_match_201"]
                     and c["counters_match_rows"]
                     and c["reconcile_ok"]
+                    and c.get("sold_out", True)
                     for c in checks
                 )
                 summary["checks"] = checks

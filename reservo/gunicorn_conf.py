@@ -4,6 +4,11 @@ import multiprocessing
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Measured with `make bench` (bench/README.md): sync workers, two per core. gthread keeps
+# connections alive and raises the no-database floors, but on the hot resource it served
+# no more bookings and doubled their p99 (one worker's queued connections wait behind its
+# lock wait; sync workers share one accept queue). More workers or threads only lengthen
+# the queue on the hot row lock.
 workers = int(os.environ.get("RESERVO_WEB_WORKERS", multiprocessing.cpu_count() * 2))
 worker_class = os.environ.get("RESERVO_WORKER_CLASS", "sync")
 threads = int(os.environ.get("RESERVO_WEB_THREADS", "1"))
