@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -90,20 +91,44 @@ def api_client_revoke(*, client_id: int) -> ApiClient:
         if client.revoked_at is None:
             ApiClient.objects.filter(pk=client_id).update(revoked_at=Now())
             client.refresh_from_db(fields=["revoked_at"])
+    _clients_by_key_hash.clear()
+    return client
+
+
+# Every API request authenticates: each process remembers a key's client (or that the key
+# is invalid) for at most a second, the bound DESIGN sets on per-process copies, so a
+# revocation reaches every instance within a second (this process: at once).
+CLIENT_CACHE_SECONDS = 1.0
+CLIENT_CACHE_MAX = 1024
+_clients_by_key_hash: dict[str, tuple[float, ApiClient | None]] = {}
+
+
+def _client_from_database(prefix: str, key_hash: str) -> ApiClient | None:
+    client = ApiClient.objects.filter(key_prefix=prefix).first()
+    if client is None or client.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key_hash, client.key_hash):
+        return None
     return client
 
 
 def api_client_for_key(key: str) -> ApiClient | None:
-    """The active client owning this key, or None. One indexed query."""
+    """The active client owning this key, or None: one indexed query at most a second."""
     prefix = api_key_prefix_of(key)
     if prefix is None:
         return None
-    client = ApiClient.objects.filter(key_prefix=prefix).first()
-    if client is None or client.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(api_key_hash(key), client.key_hash):
-        return None
-    _touch(client)
+    key_hash = api_key_hash(key)
+    now = time.monotonic()
+    cached = _clients_by_key_hash.get(key_hash)
+    if cached is not None and now - cached[0] < CLIENT_CACHE_SECONDS:
+        client = cached[1]
+    else:
+        client = _client_from_database(prefix, key_hash)
+        if len(_clients_by_key_hash) >= CLIENT_CACHE_MAX:
+            _clients_by_key_hash.clear()
+        _clients_by_key_hash[key_hash] = (now, client)
+    if client is not None:
+        _touch(client)
     return client
 
 
@@ -118,6 +143,7 @@ def _touch(client: ApiClient) -> None:
     ApiClient.objects.filter(pk=client.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=Now() - LAST_USED_RESOLUTION)
     ).update(last_used_at=Now())
+    client.last_used_at = timezone.now()
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
@@ -11,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from bookings import api_keys
 from bookings.api_keys import (
     api_client_create,
     api_client_for_key,
@@ -84,6 +86,9 @@ def test_last_used_is_written_at_most_once_a_minute(
     client.refresh_from_db()
     first_use = client.last_used_at
     assert first_use is not None
+    with django_assert_num_queries(0):  # known to this process for a second: no lookup, no write
+        api_client_for_key(key)
+    forget_known_keys()  # as another process, or this one a second later, would
     with django_assert_num_queries(1):  # the lookup only, no write
         api_client_for_key(key)
     client.refresh_from_db()
@@ -92,6 +97,7 @@ def test_last_used_is_written_at_most_once_a_minute(
     ApiClient.objects.filter(pk=client.pk).update(
         last_used_at=timezone.now() - timedelta(minutes=2)
     )
+    forget_known_keys()
     api_client_for_key(key)
     client.refresh_from_db()
     assert client.last_used_at > timezone.now() - timedelta(minutes=1)
@@ -124,3 +130,26 @@ def test_malformed_or_unknown_authorization_is_401(header: str) -> None:
     response = api.http.get("/api/v1/resources/", headers={"Authorization": header})
     problem(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"] == "Api-Key"
+
+
+def forget_known_keys() -> None:
+    api_keys._clients_by_key_hash.clear()
+
+
+def test_a_revocation_elsewhere_reaches_this_process_within_a_second(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    client, key = api_client_create(name="elsewhere", scopes=["book"])
+    assert api_client_for_key(key) == client
+    # Another instance revokes the key: this process may use what it knows for a second...
+    ApiClient.objects.filter(pk=client.pk).update(revoked_at=timezone.now())
+    assert api_client_for_key(key) == client
+    # ...and not longer.
+    later = time.monotonic() + api_keys.CLIENT_CACHE_SECONDS + 0.01
+    monkeypatch.setattr(api_keys.time, "monotonic", lambda: later)
+    assert api_client_for_key(key) is None
+
+
+def test_a_revocation_here_takes_effect_at_once() -> None:
+    client, key = api_client_create(name="here", scopes=["book"])
+    assert api_client_for_key(key) == client
+    api_client_revoke(client_id=client.pk)
+    assert api_client_for_key(key) is None

@@ -223,25 +223,25 @@ def test_adding_seats_grows_capacity(manage_api: Api) -> None:
     )
 
 
-def test_resource_detail_costs_two_queries(
+def test_resource_detail_costs_one_query(
     book_api: Api, django_assert_num_queries: Callable[..., object]
 ) -> None:
     resource = ResourceFactory()
     book_api.get(f"/api/v1/resources/{resource.pk}/")  # records the key's first use
     assert ApiClient.objects.get(pk=book_api.client.pk).last_used_at is not None  # type: ignore[union-attr]
 
-    with django_assert_num_queries(2):  # the API key, the resource with its availability
+    with django_assert_num_queries(1):  # the resource with its availability (key: known)
         response = book_api.get(f"/api/v1/resources/{resource.pk}/")
     assert response.status_code == 200
 
 
-def test_resource_list_costs_three_queries(
+def test_resource_list_costs_two_queries(
     book_api: Api, django_assert_num_queries: Callable[..., object]
 ) -> None:
     for _ in range(5):
         ResourceFactory()
     book_api.get("/api/v1/resources/")
 
-    with django_assert_num_queries(3):  # the API key, the count, the page
+    with django_assert_num_queries(2):  # the count, the page (the key is known)
         response = book_api.get("/api/v1/resources/")
     assert len(response.json()["results"]) == 5
