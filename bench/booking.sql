@@ -7,7 +7,16 @@
 -- tests/bench checks that these statements still follow the service's.
 BEGIN;
 SELECT set_config('lock_timeout', '2000ms', true), set_config('statement_timeout', '5000ms', true);
-SELECT "resources_resource"."id", "resources_resource"."name", "resources_resource"."slug", "resources_resource"."description", "resources_resource"."venue", "resources_resource"."kind", "resources_resource"."capacity", "resources_resource"."held", "resources_resource"."confirmed", "resources_resource"."state", "resources_resource"."starts_at", "resources_resource"."ends_at", "resources_resource"."max_per_booking", "resources_resource"."created_at", "resources_resource"."updated_at", STATEMENT_TIMESTAMP() AS "db_now", COALESCE((SELECT U0."maintenance_mode" AS "maintenance_mode" FROM "settings_app_systemsettings" U0 WHERE U0."id" = 1 LIMIT 1), false) AS "maintenance_mode", COALESCE((SELECT U0."maintenance_message" AS "maintenance_message" FROM "settings_app_systemsettings" U0 WHERE U0."id" = 1 LIMIT 1), '') AS "maintenance_message", COALESCE((SELECT U0."hold_ttl_seconds" AS "hold_ttl_seconds" FROM "settings_app_systemsettings" U0 WHERE U0."id" = 1 LIMIT 1), 600) AS "hold_ttl_seconds", COALESCE((SELECT U0."default_max_per_booking" AS "default_max_per_booking" FROM "settings_app_systemsettings" U0 WHERE U0."id" = 1 LIMIT 1), 10) AS "default_max_per_booking" FROM "resources_resource" WHERE "resources_resource"."id" = :rid ORDER BY "resources_resource"."id" ASC LIMIT 1 FOR UPDATE OF "resources_resource";
+SELECT r.*,
+       statement_timestamp() AS db_now,
+       COALESCE(s.maintenance_mode, false) AS maintenance_mode,
+       COALESCE(s.maintenance_message, '') AS maintenance_message,
+       COALESCE(s.hold_ttl_seconds, 600) AS hold_ttl_seconds,
+       COALESCE(s.default_max_per_booking, 10) AS default_max_per_booking
+  FROM resources_resource r
+  LEFT JOIN settings_app_systemsettings s ON s.id = 1
+ WHERE r.id = :rid
+   FOR UPDATE OF r;
 UPDATE bookings_reservation SET status = 'expired', expired_at = now() WHERE resource_id = :rid AND status = 'held' AND hold_expires_at <= clock_timestamp() RETURNING id, quantity;
 INSERT INTO "bookings_reservation" ("public_id", "reference", "resource_id", "quantity", "status", "hold_expires_at", "created_at", "confirmed_at", "cancelled_at", "expired_at", "customer_name", "customer_email", "api_client_id", "manage_token_hash") VALUES (gen_random_uuid(), 'RSV-' || upper(substr(md5(random()::text), 1, 12)), :rid, 1, 'confirmed', NULL, statement_timestamp(), statement_timestamp(), NULL, NULL, '', '', :api_client, encode(sha256(random()::text::bytea), 'hex')) RETURNING "bookings_reservation"."id" AS "reservation_id", "bookings_reservation"."created_at" \gset
 INSERT INTO "bookings_reservationevent" ("reservation_id", "from_status", "to_status", "actor", "occurred_at") VALUES (:reservation_id, '', 'confirmed', 'api:bench', DEFAULT) RETURNING "bookings_reservationevent"."id", "bookings_reservationevent"."occurred_at";

@@ -25,6 +25,7 @@ from reservo.errors import (
 )
 
 T = TypeVar("T")
+RETRY_BACKOFF_CAP_S = 0.1
 logger = logging.getLogger(__name__)
 
 # Maps a constraint name to the domain error its violation means in this operation. The
@@ -64,7 +65,7 @@ def in_booking_transaction(
         except DatabaseError as exc:
             if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt < attempts:
                 logger.debug("retrying booking transaction after %s", sqlstate_of(exc))
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                time.sleep(random.uniform(0, min(RETRY_BACKOFF_CAP_S, 0.005 * 2**attempt)))
                 continue
             domain_error = database_error_to_domain(exc)
             if domain_error is not None:

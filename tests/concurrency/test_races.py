@@ -169,16 +169,21 @@ def test_overlapping_seat_sets_are_all_or_nothing(isolation_level: str) -> None:
         30,
         lambda i: reservation_book(resource_id=resource.pk, seat_ids=requests[i], actor=CUSTOMER),
     )
-    assert set(map(outcome, results)) <= {"ok", "seats_unavailable"}
-    assert any(outcome(r) == "ok" for r in results)
+    outcomes = set(map(outcome, results))
+    # Under SERIALIZABLE every commit fails the waiters whose snapshot predates it; past
+    # the retry bound they answer busy (503, nothing written), which is still correct.
+    allowed = {"ok", "seats_unavailable"} | (
+        {"busy"} if isolation_level == "serializable" else set()
+    )
+    assert outcomes <= allowed, outcomes
+    assert "ok" in outcomes
     taken = list(ReservationSeat.objects.filter(active=True).values_list("seat_id", flat=True))
     assert len(taken) == len(set(taken))
     for request, result in zip(requests, results, strict=True):
         if outcome(result) == "ok":
             booked = set(result.reservation.seat_links.values_list("seat_id", flat=True))
             assert booked == set(request)
-        else:
-            assert isinstance(result, SeatsUnavailable)
+        elif isinstance(result, SeatsUnavailable):
             assert set(result.extras["seats"]) & set(request)
     assert not Reservation.objects.filter(seat_links__isnull=True).exists()
     assert_exact(resource)
