@@ -15,7 +15,12 @@ from bookings.api.base import ApiView, TimestampField
 from bookings.models import ApiScope
 from reservo.errors import NotFound, ValidationFailed
 from resources.models import Resource, ResourceKind, ResourceState
-from resources.selectors import availability_of, resources_with_availability, seat_map
+from resources.selectors import (
+    availability_of,
+    resource_represented,
+    resources_with_availability,
+    seat_map,
+)
 from resources.services import (
     SeatSpec,
     resource_add_seats,
@@ -203,8 +208,11 @@ class ResourceDetailView(ApiView):
 
     @extend_schema(operation_id="resources_retrieve", responses=ResourceSerializer)
     def get(self, request: Request, resource_id: int) -> Response:
-        # Straight from PostgreSQL (one query): exact right after a write.
-        return Response(ResourceSerializer(_resource_or_404(resource_id)).data)
+        # Through the versioned cache: exact right after a write (read-your-writes).
+        data = resource_represented(resource_id, lambda r: dict(ResourceSerializer(r).data))
+        if data is None:
+            raise NotFound(_("No such resource."))
+        return Response(data)
 
     @extend_schema(
         operation_id="resources_partial_update",

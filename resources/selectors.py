@@ -1,14 +1,18 @@
 """Reads of resources and availability; they own the shared cache.
 
 `available` counts only unexpired holds: holds past their expiry that the sweep has not
-reached yet are subtracted in the same query. Cached values live one second at most and
-are invalidated after every commit that changes availability, so another instance never
-serves stale availability for longer than that. If Redis is down, reads go to PostgreSQL.
+reached yet are subtracted in the same query. Cached values live one second at most, are
+never served past the resource's next hold expiry, and are left behind by every commit
+that changes the resource (versioned keys), so a client reads its own writes and another
+instance never serves stale availability for longer than a second. If Redis is down,
+reads go to PostgreSQL.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -39,9 +43,23 @@ def _expired_held_quantity() -> Coalesce:
     return Coalesce(Subquery(expired, output_field=IntegerField()), Value(0))
 
 
+def _next_hold_expiry() -> Subquery:
+    from bookings.models import Reservation, ReservationStatus
+
+    return Subquery(
+        Reservation.objects.filter(resource=OuterRef("pk"), status=ReservationStatus.HELD)
+        .filter(hold_expires_at__gt=RawSQL("clock_timestamp()", []))
+        .order_by("hold_expires_at")
+        .values("hold_expires_at")[:1]
+    )
+
+
 def resources_with_availability() -> QuerySet[Resource]:
-    """Resources annotated with `expired_held`; use `availability_of` to read them."""
-    return Resource.objects.annotate(expired_held=_expired_held_quantity())
+    """Resources annotated with `expired_held` (use `availability_of` to read them) and
+    `next_hold_expiry` (until when that availability holds, if nothing is written)."""
+    return Resource.objects.annotate(
+        expired_held=_expired_held_quantity(), next_hold_expiry=_next_hold_expiry()
+    )
 
 
 def availability_of(resource: Resource) -> dict[str, int]:
@@ -61,46 +79,71 @@ def resource_available_now(resource_id: int) -> int:
     return availability_of(resource)["available"] if resource else 0
 
 
-def _availability_key(resource_id: int) -> str:
-    return f"availability:{resource_id}"
+def _version_key(resource_id: int) -> str:
+    return f"resource-version:{resource_id}"
 
 
-def _seat_map_key(resource_id: int) -> str:
-    return f"seatmap:{resource_id}"
-
-
-def _cached(name: str, key: str, compute: Callable[[], T]) -> T:
+def _cached(
+    name: str, resource_id: int, compute: Callable[[], tuple[T | None, datetime | None]]
+) -> T | None:
     """Read through the shared cache for at most RESERVO_AVAILABILITY_CACHE_SECONDS.
 
-    A Redis failure is a miss (IGNORE_EXCEPTIONS): the value then comes from PostgreSQL.
+    `compute` returns the value and the moment it stops being true on its own (the next
+    hold expiry); an entry is not served past it. Entries are keyed by the resource's
+    version, which every commit that changes the resource bumps (`availability_invalidate`):
+    a read that began before a commit stores its result under the old version, which
+    nobody reads any more, so no stale value outlives an invalidation. A Redis failure is
+    a miss (IGNORE_EXCEPTIONS): the value then comes from PostgreSQL.
     """
-    value: T | None = cache.get(key)
-    if value is not None:
+    version = cache.get(_version_key(resource_id), 0)
+    key = f"{name}:{resource_id}:{version}"
+    entry: tuple[T, float | None] | None = cache.get(key)
+    if entry is not None and (entry[1] is None or time.time() < entry[1]):
         metrics.cache_result(name, "hit")
-        return value
+        return entry[0]
     metrics.cache_result(name, "miss")
-    value = compute()
+    value, true_until = compute()
     if value is not None:
-        cache.set(key, value, timeout=settings.RESERVO_AVAILABILITY_CACHE_SECONDS)
+        until = true_until.timestamp() if true_until is not None else None
+        cache.set(key, (value, until), timeout=settings.RESERVO_AVAILABILITY_CACHE_SECONDS)
     return value
+
+
+def _one_resource(
+    resource_id: int, represent: Callable[[Resource], T]
+) -> tuple[T | None, datetime | None]:
+    resource = resources_with_availability().filter(pk=resource_id).first()
+    if resource is None:
+        return None, None
+    return represent(resource), resource.next_hold_expiry  # type: ignore[attr-defined]
 
 
 def resource_availability(resource_id: int) -> dict[str, int] | None:
     """Availability of one resource through the shared cache (None if there is no such resource)."""
+    return _cached("availability", resource_id, lambda: _one_resource(resource_id, availability_of))
 
-    def compute() -> dict[str, int] | None:
-        resource = resources_with_availability().filter(pk=resource_id).first()
-        return availability_of(resource) if resource is not None else None
 
-    return _cached("availability", _availability_key(resource_id), compute)
+def resource_represented(resource_id: int, represent: Callable[[Resource], T]) -> T | None:
+    """`represent(resource)` (annotated for `availability_of`) through the shared cache, or
+    None if there is no such resource. Exact right after a write that committed."""
+    return _cached("resource", resource_id, lambda: _one_resource(resource_id, represent))
 
 
 def seat_map(resource_id: int) -> list[dict[str, Any]]:
     """Every seat of a resource with its status: available, held (unexpired hold) or booked."""
-    return _cached("seatmap", _seat_map_key(resource_id), lambda: _seat_map_from_db(resource_id))
+    return _cached("seatmap", resource_id, lambda: _seat_map_from_db(resource_id)) or []
 
 
-def _seat_map_from_db(resource_id: int) -> list[dict[str, Any]]:
+def _seat_map_from_db(resource_id: int) -> tuple[list[dict[str, Any]], datetime | None]:
+    from bookings.models import Reservation, ReservationStatus
+
+    next_hold_expiry = (
+        Reservation.objects.filter(resource_id=resource_id, status=ReservationStatus.HELD)
+        .filter(hold_expires_at__gt=RawSQL("clock_timestamp()", []))
+        .order_by("hold_expires_at")
+        .values_list("hold_expires_at", flat=True)
+        .first()
+    )
     seats = Seat.objects.filter(resource_id=resource_id).order_by("row", "number", "label", "id")
     status_sql = """
         SELECT CASE WHEN r.status = 'confirmed' THEN 'booked' ELSE 'held' END
@@ -110,7 +153,7 @@ def _seat_map_from_db(resource_id: int) -> list[dict[str, Any]]:
            AND (r.status = 'confirmed' OR r.hold_expires_at > clock_timestamp())
          LIMIT 1
     """
-    return [
+    statuses = [
         {
             "id": seat.pk,
             "label": seat.label,
@@ -120,11 +163,18 @@ def _seat_map_from_db(resource_id: int) -> list[dict[str, Any]]:
         }
         for seat in seats.annotate(taken=RawSQL(status_sql, []))
     ]
+    return statuses, next_hold_expiry
 
 
 def availability_invalidate(resource_id: int) -> None:
-    """Called on commit of every change to a resource's availability."""
-    cache.delete_many([_availability_key(resource_id), _seat_map_key(resource_id)])
+    """Called on commit of every change to a resource: its cached reads are from now on
+    looked up under a new version."""
+    key = _version_key(resource_id)
+    cache.add(key, 0, timeout=None)
+    try:
+        cache.incr(key)
+    except ValueError:  # evicted between add and incr: a fresh version is as good
+        cache.set(key, 1, timeout=None)
 
 
 def resources_counter_drift() -> list[dict[str, Any]]:

@@ -280,12 +280,12 @@ def test_busy_when_the_resource_lock_wait_passes_its_bound(book_api: Api) -> Non
 def test_database_unreachable_is_unavailable(
     book_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from resources import api as resources_api
+    from resources import selectors
 
     def unreachable() -> None:
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(resources_api, "resources_with_availability", unreachable)
+    monkeypatch.setattr(selectors, "resources_with_availability", unreachable)
     response = book_api.get("/api/v1/resources/1/")
     problem(response, 503, "unavailable")
     assert int(response["Retry-After"]) >= 1
@@ -294,12 +294,12 @@ def test_database_unreachable_is_unavailable(
 def test_a_bug_is_a_500_with_a_request_id_and_nothing_internal(
     book_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from resources import api as resources_api
+    from resources import selectors
 
     def broken() -> None:
         raise RuntimeError("secret internal detail: SELECT password FROM x")
 
-    monkeypatch.setattr(resources_api, "resources_with_availability", broken)
+    monkeypatch.setattr(selectors, "resources_with_availability", broken)
     response = book_api.get("/api/v1/resources/1/")
 
     found = problem(response, 500, "server_error")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 from bookings.models import ApiClient
+from bookings.services import Actor, reservation_book
 from resources.models import Resource
 from tests.api.conftest import Api, problem
 from tests.factories import ResourceFactory, SeatedResourceFactory
@@ -51,10 +53,12 @@ def test_resource_detail_has_the_contract_fields(book_api: Api) -> None:
     assert_offset_timestamp(body["starts_at"])
 
 
+@pytest.mark.django_db(transaction=True)
 def test_available_is_exact_right_after_a_booking_and_ignores_expired_holds(
-    book_api: Api,
+    book_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bookings.models import Reservation
+    from resources import selectors
 
     resource = ResourceFactory(capacity=10)
     detail = f"/api/v1/resources/{resource.pk}/"
@@ -67,9 +71,11 @@ def test_available_is_exact_right_after_a_booking_and_ignores_expired_holds(
     body = book_api.get(detail).json()
     assert (body["held"], body["confirmed"], body["available"]) == (2, 3, 5)
 
-    Reservation.objects.filter(public_id=held["id"]).update(
-        hold_expires_at=Reservation.objects.get(public_id=held["id"]).created_at
-    )
+    # Time passes: the hold's expiry comes (the database clock says so; nothing is written).
+    hold = Reservation.objects.get(public_id=held["id"])
+    expired_at = hold.hold_expires_at
+    Reservation.objects.filter(pk=hold.pk).update(hold_expires_at=hold.created_at)
+    monkeypatch.setattr(selectors.time, "time", lambda: expired_at.timestamp() + 0.001)
     body = book_api.get(detail).json()
     assert (body["held"], body["confirmed"], body["available"]) == (0, 3, 7)
 
@@ -223,16 +229,22 @@ def test_adding_seats_grows_capacity(manage_api: Api) -> None:
     )
 
 
-def test_resource_detail_costs_one_query(
-    book_api: Api, django_assert_num_queries: Callable[..., object]
+def test_resource_detail_is_served_from_the_cache_until_a_write(
+    book_api: Api,
+    django_assert_num_queries: Callable[..., object],
+    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     resource = ResourceFactory()
-    book_api.get(f"/api/v1/resources/{resource.pk}/")  # records the key's first use
+    detail = f"/api/v1/resources/{resource.pk}/"
+    book_api.get(detail)  # records the key's first use, fills the cache
     assert ApiClient.objects.get(pk=book_api.client.pk).last_used_at is not None  # type: ignore[union-attr]
 
-    with django_assert_num_queries(1):  # the resource with its availability (key: known)
-        response = book_api.get(f"/api/v1/resources/{resource.pk}/")
-    assert response.status_code == 200
+    with django_assert_num_queries(0):  # the key is known, the resource cached
+        assert book_api.get(detail).json()["available"] == 10
+    with django_capture_on_commit_callbacks(execute=True):
+        reservation_book(resource_id=resource.pk, quantity=4, actor=Actor("api", "other"))
+    with django_assert_num_queries(1):  # the commit left the cached entry behind
+        assert book_api.get(detail).json()["available"] == 6
 
 
 def test_resource_list_costs_two_queries(

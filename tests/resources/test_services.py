@@ -205,3 +205,24 @@ def test_redis_down_reads_fall_back_to_postgresql_and_are_counted(settings) -> N
     # Writes never needed the cache: booking still works and reads stay exact.
     reservation_book(resource_id=resource.pk, quantity=2, actor=CUSTOMER)
     assert resource_availability(resource.pk)["available"] == 1
+
+
+def test_a_read_racing_a_commit_cannot_cache_the_old_value(
+    django_capture_on_commit_callbacks,  # type: ignore[no-untyped-def]
+) -> None:
+    """The audit's invalidation race: a read computes from the database, a commit
+    invalidates, then the read stores what it computed. The next read must not get it."""
+    from resources import selectors
+
+    resource = ResourceFactory(capacity=10)
+
+    def stale_read_racing_a_booking() -> tuple[dict[str, int], None]:
+        stale = {"capacity": 10, "held": 0, "confirmed": 0, "available": 10}
+        with django_capture_on_commit_callbacks(execute=True):
+            reservation_book(resource_id=resource.pk, quantity=3, actor=CUSTOMER)
+        return stale, None
+
+    assert selectors._cached("availability", resource.pk, stale_read_racing_a_booking) == {
+        "capacity": 10, "held": 0, "confirmed": 0, "available": 10,
+    }  # fmt: skip
+    assert resource_availability(resource.pk)["available"] == 7
