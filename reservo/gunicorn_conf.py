@@ -2,6 +2,9 @@
 
 import multiprocessing
 import os
+import shutil
+import tempfile
+from typing import Any
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Measured with `make bench` (bench/README.md): sync workers, two per core. gthread keeps
@@ -25,3 +28,21 @@ loglevel = os.environ.get("RESERVO_LOG_LEVEL", "info").lower()
 preload_app = False
 # No shared control socket in the home directory: several instances run side by side.
 control_socket_disable = True
+
+# /metrics must add up every worker, not show whichever answered: prometheus_client's
+# multiprocess mode, in a folder of this server's own (workers import the app after fork,
+# so they see the variable). The caller may give its own folder.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="reservo-metrics-")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
