@@ -17,15 +17,10 @@ from bookings import worker as worker_module
 from bookings.models import (
     DeliveryAttempt,
     OutboxMessage,
-    Reservation,
-    ReservationStatus,
-    WebhookEndpoint,
 )
-from bookings.notifications import outbox_enqueue
 from bookings.worker import outbox_deliver_due
-from tests.chaos.outbox_support import WebhookReceiver
+from tests.chaos.outbox_support import WebhookReceiver, due_outbox_rows
 from tests.conftest import run_concurrently
-from tests.factories import ApiClientFactory, ResourceFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -49,32 +44,6 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield running
 
 
-def make_due_rows(receiver: WebhookReceiver) -> int:
-    client = ApiClientFactory()
-    for index in range(ENDPOINTS):
-        WebhookEndpoint.objects.create(
-            api_client=client, url=f"{receiver.url}/{index}", secret="whsec_test"
-        )
-    resource = ResourceFactory(capacity=RESERVATIONS)
-    reservations = Reservation.objects.bulk_create(
-        Reservation(
-            reference=f"RSV-P{index:07d}",
-            resource=resource,
-            quantity=1,
-            status=ReservationStatus.CANCELLED,
-            cancelled_at=resource.starts_at,
-            customer_email=f"c{index}@example.com",
-            api_client=client,
-            manage_token_hash="0" * 64,
-        )
-        for index in range(RESERVATIONS)
-    )
-    outbox_enqueue(reservations)
-    total = OutboxMessage.objects.count()
-    assert total == RESERVATIONS * (ENDPOINTS + 1) == 500
-    return total
-
-
 def run_workers(count: int) -> list[int]:
     def work(index: int) -> int:
         delivered = 0
@@ -91,7 +60,8 @@ def run_workers(count: int) -> list[int]:
 def test_parallel_workers_deliver_each_row_exactly_once(
     receiver: WebhookReceiver, workers: int
 ) -> None:
-    total = make_due_rows(receiver)
+    total = due_outbox_rows(receiver, reservations=RESERVATIONS, endpoints=ENDPOINTS, emails=True)
+    assert total == RESERVATIONS * (ENDPOINTS + 1) == 500
     claimed = run_workers(workers)
 
     assert sum(claimed) == total
@@ -114,7 +84,8 @@ def test_negative_control_unlocked_claims_deliver_twice(
     receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(worker_module, "_CLAIM_SQL", _UNLOCKED_CLAIM_SQL)
-    total = make_due_rows(receiver)
+    total = due_outbox_rows(receiver, reservations=RESERVATIONS, endpoints=ENDPOINTS, emails=True)
+    assert total == RESERVATIONS * (ENDPOINTS + 1) == 500
     run_workers(4)
     assert OutboxMessage.objects.filter(status=OutboxMessage.Status.DELIVERED).count() == total
     counts = receiver.event_counts()

@@ -155,3 +155,36 @@ def worker_process(**env: object) -> Iterator[subprocess.Popen[bytes]]:
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
             process.wait(10)
+
+
+def due_outbox_rows(
+    receiver: WebhookReceiver, *, reservations: int, endpoints: int, emails: bool
+) -> int:
+    """`reservations` cancellations of one API client with `endpoints` webhook endpoints
+    (and an email each when `emails`), told through the outbox: rows due now. Returns how
+    many rows there are."""
+    from bookings.models import OutboxMessage, Reservation, ReservationStatus, WebhookEndpoint
+    from bookings.notifications import outbox_enqueue
+    from tests.factories import ApiClientFactory, ResourceFactory
+
+    client = ApiClientFactory()
+    for index in range(endpoints):
+        WebhookEndpoint.objects.create(
+            api_client=client, url=f"{receiver.url}/{index}", secret="whsec_test"
+        )
+    resource = ResourceFactory(capacity=reservations)
+    cancelled = Reservation.objects.bulk_create(
+        Reservation(
+            reference=f"RSV-O{index:07d}",
+            resource=resource,
+            quantity=1,
+            status=ReservationStatus.CANCELLED,
+            cancelled_at=resource.starts_at,
+            customer_email=f"c{index}@example.com" if emails else "",
+            api_client=client,
+            manage_token_hash="0" * 64,
+        )
+        for index in range(reservations)
+    )
+    outbox_enqueue(cancelled)
+    return OutboxMessage.objects.count()

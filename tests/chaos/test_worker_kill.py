@@ -11,10 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bookings.models import OutboxMessage, Reservation, ReservationStatus, WebhookEndpoint
-from bookings.notifications import outbox_enqueue
-from tests.chaos.outbox_support import WebhookReceiver, wait_for, worker_process
-from tests.factories import ApiClientFactory, ResourceFactory
+from bookings.models import OutboxMessage
+from tests.chaos.outbox_support import WebhookReceiver, due_outbox_rows, wait_for, worker_process
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -28,35 +26,12 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield running
 
 
-def make_due_rows(receiver: WebhookReceiver) -> int:
-    client = ApiClientFactory()
-    for index in range(ENDPOINTS):
-        WebhookEndpoint.objects.create(
-            api_client=client, url=f"{receiver.url}/{index}", secret="whsec_test"
-        )
-    resource = ResourceFactory(capacity=RESERVATIONS)
-    reservations = Reservation.objects.bulk_create(
-        Reservation(
-            reference=f"RSV-K{index:07d}",
-            resource=resource,
-            quantity=1,
-            status=ReservationStatus.CANCELLED,
-            cancelled_at=resource.starts_at,
-            api_client=client,
-            manage_token_hash="0" * 64,
-        )
-        for index in range(RESERVATIONS)
-    )
-    outbox_enqueue(reservations)
-    return OutboxMessage.objects.count()
-
-
 def delivered() -> int:
     return OutboxMessage.objects.filter(status=OutboxMessage.Status.DELIVERED).count()
 
 
 def test_killed_worker_mid_delivery_redelivers_at_most_once(receiver: WebhookReceiver) -> None:
-    total = make_due_rows(receiver)
+    total = due_outbox_rows(receiver, reservations=RESERVATIONS, endpoints=ENDPOINTS, emails=False)
     assert total == RESERVATIONS * ENDPOINTS
     # The 25th request stays unanswered: the worker is killed while delivering it, in the
     # middle of its third batch.
@@ -89,7 +64,7 @@ def test_killed_worker_mid_delivery_redelivers_at_most_once(receiver: WebhookRec
 
 
 def test_sigterm_finishes_the_current_batch_then_exits(receiver: WebhookReceiver) -> None:
-    total = make_due_rows(receiver)
+    total = due_outbox_rows(receiver, reservations=RESERVATIONS, endpoints=ENDPOINTS, emails=False)
     receiver.delay = 0.05  # a batch of 10 takes half a second
     with worker_process(RESERVO_OUTBOX_BATCH_SIZE=10) as process:
         wait_for(lambda: receiver.count() >= 13, timeout=30, what="the second batch to start")
