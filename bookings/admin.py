@@ -222,21 +222,8 @@ class ReservationAdmin(admin.ModelAdmin):
         except IncorrectLookupParameters:
             return HttpResponseBadRequest(gettext("Unknown filter."))
         rows = changelist.get_queryset(request)
-        header = [
-            "reference",
-            "resource",
-            "quantity",
-            "seats",
-            "status",
-            "customer_name",
-            "customer_email",
-            "api_client",
-            "created_at",
-            "hold_expires_at",
-            "confirmed_at",
-            "cancelled_at",
-            "expired_at",
-        ]
+        # The detail page's fields, less the internal public id, in the same order.
+        header = [field for field in self.readonly_fields if field != "public_id"]
 
         def lines() -> Iterator[str]:
             writer = csv.writer(_Echo())
