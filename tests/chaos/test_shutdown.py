@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,8 @@ def test_sigterm_lets_the_in_flight_booking_finish() -> None:
                     "the booking never reached the lock",
                 )
             server.send_signal(signal.SIGTERM)
-            time.sleep(0.5)  # the server is now draining; the request is still blocked
+            # Draining: the server has stopped accepting, while the booking still waits.
+            wait_until(lambda: not _get_ok(base + "/healthz"), 10, "SIGTERM was not handled")
             assert server.poll() is None, "the server exited with a request in flight"
             blocker.rollback()
         request.join(20)
