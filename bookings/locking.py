@@ -43,16 +43,44 @@ def set_local_timeouts() -> None:
         )
 
 
+def is_retryable_conflict(error: BaseException) -> bool:
+    """A serialization failure or deadlock, itself or as the cause of a domain error."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if sqlstate_of(cause) in RETRYABLE_SQLSTATES:
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def retrying_conflicts(
+    attempt: Callable[[], T], *, also: Callable[[BaseException], bool] = lambda error: False
+) -> T:
+    """Run `attempt` (one whole transaction) again after a serialization failure or a
+    deadlock (or what `also` accepts), a bounded number of times with capped, jittered
+    backoff. Past the bound the last error goes up (`busy` for a conflict)."""
+    attempts = max(1, settings.RESERVO_SERIALIZATION_RETRIES)
+    for number in range(1, attempts + 1):
+        try:
+            return attempt()
+        except (DatabaseError, ReservoError) as error:
+            if number == attempts or not (is_retryable_conflict(error) or also(error)):
+                raise
+            logger.debug("retrying a transaction after %r", error)
+            time.sleep(random.uniform(0, min(RETRY_BACKOFF_CAP_S, 0.005 * 2**number)))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 def in_booking_transaction(
     work: Callable[[], T], *, constraint_errors: ConstraintErrors | None = None
 ) -> T:
-    """Run `work` in one transaction, retrying serialization failures and deadlocks.
-
-    Retries only happen when this is the outermost transaction (a savepoint cannot be
-    retried on its own); past the bound the caller gets `busy`.
+    """Run `work` in one transaction with bounded lock waits; database errors come out as
+    domain errors. As the outermost transaction it is retried after serialization
+    failures and deadlocks; nested (a savepoint cannot be retried on its own), the
+    enclosing transaction's caller retries it with `retrying_conflicts`.
     """
-    attempts = 1 if connection.in_atomic_block else max(1, settings.RESERVO_SERIALIZATION_RETRIES)
-    for attempt in range(1, attempts + 1):
+
+    def attempt() -> T:
         try:
             with transaction.atomic():
                 set_local_timeouts()
@@ -63,12 +91,11 @@ def in_booking_transaction(
                 raise factory() from exc
             raise
         except DatabaseError as exc:
-            if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt < attempts:
-                logger.debug("retrying booking transaction after %s", sqlstate_of(exc))
-                time.sleep(random.uniform(0, min(RETRY_BACKOFF_CAP_S, 0.005 * 2**attempt)))
-                continue
             domain_error = database_error_to_domain(exc)
             if domain_error is not None:
                 raise domain_error from exc
             raise
-    raise AssertionError("unreachable: the last attempt returns or raises")
+
+    if connection.in_atomic_block:
+        return attempt()
+    return retrying_conflicts(attempt)

@@ -19,20 +19,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
-from bookings.locking import set_local_timeouts
+from bookings.locking import retrying_conflicts, set_local_timeouts
 from bookings.models import ApiClient, IdempotencyRecord
 from reservo.errors import (
-    RETRYABLE_SQLSTATES,
     SQLSTATE_LOCK_NOT_AVAILABLE,
     SQLSTATE_QUERY_CANCELED,
     IdempotencyInProgress,
     IdempotencyKeyReused,
-    ReservoError,
     ValidationFailed,
     constraint_of,
     sqlstate_of,
@@ -87,16 +84,10 @@ class _Unrecorded(Exception):
         self.response = response
 
 
-def _retryable(exc: BaseException) -> bool:
-    """A failure that a fresh transaction can get past: a serialization failure or
-    deadlock, or (under REPEATABLE READ/SERIALIZABLE) a record committed after our
-    snapshot was taken."""
-    cause = exc.__cause__ if isinstance(exc, ReservoError) else exc
-    if cause is None:
-        return False
-    if isinstance(cause, IntegrityError) and constraint_of(cause) == UNIQUE_CONSTRAINT:
-        return True
-    return sqlstate_of(cause) in RETRYABLE_SQLSTATES
+def _recorded_meanwhile(error: BaseException) -> bool:
+    """Under REPEATABLE READ/SERIALIZABLE, the first request's record committed after our
+    snapshot: a fresh transaction will find it and replay it."""
+    return isinstance(error, IntegrityError) and constraint_of(error) == UNIQUE_CONSTRAINT
 
 
 def _lock_key(request: IdempotentRequest) -> None:
@@ -161,19 +152,14 @@ def idempotent_execute(
     `execute` runs inside this transaction; the services it calls run as savepoints, so
     serialization failures and deadlocks are retried here, from the top.
     """
-    attempts = max(1, settings.RESERVO_SERIALIZATION_RETRIES)
-    for attempt in range(1, attempts + 1):
-        try:
-            return _attempt(request, execute)
-        except _Unrecorded as unrecorded:
-            return unrecorded.response
-        except (DatabaseError, ReservoError) as exc:
-            if attempt < attempts and _retryable(exc):
-                continue
-            if isinstance(exc, IntegrityError) and constraint_of(exc) == UNIQUE_CONSTRAINT:
-                raise IdempotencyInProgress() from exc
-            raise
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    try:
+        return retrying_conflicts(lambda: _attempt(request, execute), also=_recorded_meanwhile)
+    except _Unrecorded as unrecorded:
+        return unrecorded.response
+    except IntegrityError as exc:
+        if _recorded_meanwhile(exc):
+            raise IdempotencyInProgress() from exc
+        raise
 
 
 def idempotency_records_purge(*, older_than: timedelta = RETENTION) -> int:

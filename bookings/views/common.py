@@ -19,18 +19,13 @@ from django.http import (
 )
 from django.urls import reverse
 
-from bookings.locking import set_local_timeouts
+from bookings.locking import retrying_conflicts, set_local_timeouts
 from bookings.models import Reservation, ReservationStatus
 from bookings.services import (
     Actor,
     Booking,
     manage_token_hash,
     reservation_book,
-)
-from reservo.errors import (
-    RETRYABLE_SQLSTATES,
-    Busy,
-    sqlstate_of,
 )
 from resources.models import Resource, ResourceState
 from resources.selectors import (
@@ -141,15 +136,6 @@ def _reload_session(request: HttpRequest) -> None:
     request.session = engine.SessionStore(request.session.session_key)
 
 
-def _is_retryable(error: BaseException) -> bool:
-    cause: BaseException | None = error
-    while cause is not None:
-        if sqlstate_of(cause) in RETRYABLE_SQLSTATES:
-            return True
-        cause = cause.__cause__
-    return False
-
-
 def _hold_once(
     request: HttpRequest, form_token: str, resource: Resource, cleaned: dict[str, Any]
 ) -> str | None:
@@ -161,39 +147,35 @@ def _hold_once(
     the same transaction as the hold, so concurrent duplicates cannot both book.
     Returns None when the token is unknown to this session (a stale or foreign form).
     """
-    attempts = max(1, settings.RESERVO_SERIALIZATION_RETRIES)
-    for attempt in range(1, attempts + 1):
-        try:
-            with transaction.atomic():
-                set_local_timeouts()
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                        ["reservo-form:" + form_token],
-                    )
-                _reload_session(request)
-                tokens = dict(request.session.get(SESSION_FORM_TOKENS, {}))
-                if form_token not in tokens:
-                    return None
-                if tokens[form_token]:
-                    return str(tokens[form_token])
-                booking = reservation_book(
-                    resource_id=resource.pk,
-                    actor=CUSTOMER,
-                    quantity=cleaned["quantity"],
-                    seat_ids=cleaned["seats"],
-                    hold=True,
+
+    def attempt() -> str | None:
+        with transaction.atomic():
+            set_local_timeouts()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    ["reservo-form:" + form_token],
                 )
-                tokens[form_token] = booking.reservation.reference
-                request.session[SESSION_FORM_TOKENS] = tokens
-                _remember_booking(request, booking)
-                request.session.save()
-                return booking.reservation.reference
-        except Busy as error:
-            if attempt < attempts and _is_retryable(error):
-                continue
-            raise
-    raise AssertionError("unreachable: the last attempt returns or raises")
+            _reload_session(request)
+            tokens = dict(request.session.get(SESSION_FORM_TOKENS, {}))
+            if form_token not in tokens:
+                return None
+            if tokens[form_token]:
+                return str(tokens[form_token])
+            booking = reservation_book(
+                resource_id=resource.pk,
+                actor=CUSTOMER,
+                quantity=cleaned["quantity"],
+                seat_ids=cleaned["seats"],
+                hold=True,
+            )
+            tokens[form_token] = booking.reservation.reference
+            request.session[SESSION_FORM_TOKENS] = tokens
+            _remember_booking(request, booking)
+            request.session.save()
+            return booking.reservation.reference
+
+    return retrying_conflicts(attempt)
 
 
 def _manage_path(reference: str, token: str) -> str:
