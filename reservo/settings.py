@@ -173,9 +173,9 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # Notifications: email, webhooks and the worker that delivers the outbox ----------------
 
-# EMAIL_URL (django-environ: smtp+tls://user:password@host:587, consolemail://, ...)
-# or the RESERVO_EMAIL_* variables; the demo prints emails on the console.
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+# RESERVO_EMAIL_URL (django-environ: smtp+tls://user:password@host:587, consolemail://, ...)
+# or the other RESERVO_EMAIL_* variables; the demo prints emails on the console.
+_email = env.email_url("RESERVO_EMAIL_URL", default="consolemail://")
 EMAIL_BACKEND = env.str("RESERVO_EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
 EMAIL_HOST = env.str("RESERVO_EMAIL_HOST", default=_email.get("EMAIL_HOST") or "localhost")
 EMAIL_PORT = env.int("RESERVO_EMAIL_PORT", default=_email.get("EMAIL_PORT") or 25)
