@@ -33,13 +33,18 @@ logger = logging.getLogger(__name__)
 ConstraintErrors = Mapping[str, Callable[[], ReservoError]]
 
 
+def local_timeouts() -> tuple[str, str]:
+    """The lock and statement timeouts of a booking transaction, as set_config takes them."""
+    return f"{settings.RESERVO_LOCK_TIMEOUT_MS}ms", f"{settings.RESERVO_STATEMENT_TIMEOUT_MS}ms"
+
+
 def set_local_timeouts() -> None:
     """SET LOCAL equivalents in one round trip; they end with the transaction (PgBouncer-safe)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT set_config('lock_timeout', %s, true), "
             "set_config('statement_timeout', %s, true)",
-            [f"{settings.RESERVO_LOCK_TIMEOUT_MS}ms", f"{settings.RESERVO_STATEMENT_TIMEOUT_MS}ms"],
+            local_timeouts(),
         )
 
 
@@ -72,18 +77,28 @@ def retrying_conflicts(
 
 
 def in_booking_transaction(
-    work: Callable[[], T], *, constraint_errors: ConstraintErrors | None = None
+    work: Callable[[], T],
+    *,
+    constraint_errors: ConstraintErrors | None = None,
+    savepoint: bool = True,
+    set_timeouts: bool = True,
 ) -> T:
     """Run `work` in one transaction with bounded lock waits; database errors come out as
     domain errors. As the outermost transaction it is retried after serialization
     failures and deadlocks; nested (a savepoint cannot be retried on its own), the
     enclosing transaction's caller retries it with `retrying_conflicts`.
+
+    `savepoint=False`, for work that refuses by returning rather than raising: nested, it
+    runs without a savepoint (two round trips fewer), and a database error inside marks
+    the enclosing transaction for rollback. `set_timeouts=False`, for work whose first
+    statement sets the timeouts itself.
     """
 
     def attempt() -> T:
         try:
-            with transaction.atomic():
-                set_local_timeouts()
+            with transaction.atomic(savepoint=savepoint):
+                if set_timeouts:
+                    set_local_timeouts()
                 return work()
         except IntegrityError as exc:
             factory = (constraint_errors or {}).get(constraint_of(exc) or "")

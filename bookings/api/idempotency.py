@@ -23,7 +23,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
-from bookings.locking import retrying_conflicts, set_local_timeouts
+from bookings.locking import local_timeouts, retrying_conflicts
 from bookings.models import ApiClient, IdempotencyRecord
 from reservo.errors import (
     SQLSTATE_LOCK_NOT_AVAILABLE,
@@ -90,13 +90,16 @@ def _recorded_meanwhile(error: BaseException) -> bool:
     return isinstance(error, IntegrityError) and constraint_of(error) == UNIQUE_CONSTRAINT
 
 
-def _lock_key(request: IdempotentRequest) -> None:
+def _claim(request: IdempotentRequest) -> tuple[Any, ...] | None:
+    """Timeouts, the advisory lock on (client, key), then the key's record if any: one
+    round trip (bookings/migrations/0004)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                [f"idempotency:{request.client.pk}:{request.key}"],
+                "SELECT * FROM reservo_idempotency_claim(%s, %s, %s, %s)",
+                [request.client.pk, request.key, *local_timeouts()],
             )
+            return cursor.fetchone()
     except DatabaseError as exc:
         if sqlstate_of(exc) in (SQLSTATE_LOCK_NOT_AVAILABLE, SQLSTATE_QUERY_CANCELED):
             raise IdempotencyInProgress(
@@ -107,39 +110,35 @@ def _lock_key(request: IdempotentRequest) -> None:
 
 def _attempt(request: IdempotentRequest, execute: Callable[[], tuple[int, Any]]) -> StoredResponse:
     with transaction.atomic():
-        set_local_timeouts()
-        _lock_key(request)
-        record = (
-            IdempotencyRecord.objects.filter(api_client=request.client, key=request.key)
-            .only("method", "path", "request_hash", "response_status", "response_body")
-            .first()
-        )
+        record = _claim(request)
         if record is not None:
-            if (record.method, record.path, record.request_hash) != (
-                request.method,
-                request.path,
-                request.request_hash,
-            ):
+            method, path, body_hash, status, body = record
+            if (method, path, body_hash) != (request.method, request.path, request.request_hash):
                 raise IdempotencyKeyReused(
                     _("This Idempotency-Key was used for a different request.")
                 )
-            return StoredResponse(
-                record.response_status, json.loads(record.response_body), replayed=True
-            )
+            return StoredResponse(status, json.loads(body), replayed=True)
         status, body = execute()
         response = StoredResponse(status, body, replayed=False)
         if status >= 500:
             raise _Unrecorded(response)
-        # The rendered text keeps the body's key order, so a replay is byte-identical.
-        IdempotencyRecord.objects.create(
-            api_client=request.client,
-            key=request.key,
-            method=request.method,
-            path=request.path,
-            request_hash=request.request_hash,
-            response_status=status,
-            response_body=json.dumps(body, ensure_ascii=False),
-        )
+        # The rendered text (a JSON string) keeps the body's key order, so a replay is
+        # byte-identical. Written out: this insert is on the hot path, under the row lock.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path, "
+                "request_hash, response_status, response_body) "
+                "VALUES (%s, %s, %s, %s, %s, %s, to_jsonb(%s::text))",
+                [
+                    request.client.pk,
+                    request.key,
+                    request.method,
+                    request.path,
+                    request.request_hash,
+                    status,
+                    json.dumps(body, ensure_ascii=False),
+                ],
+            )
         return response
 
 

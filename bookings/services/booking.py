@@ -1,42 +1,54 @@
-"""Booking places by quantity or by seats, as a hold or confirmed at once: all or nothing."""
+"""Booking places by quantity or by seats, as a hold or confirmed at once: all or nothing.
+
+The rules run in PostgreSQL, in the function `reservo_book` (bookings/migrations/0004): one
+round trip locks the resource, expires its due holds, checks and writes the reservation,
+its seats, history and outbox rows. This module validates the request, turns the
+function's outcome into the domain's errors and messages, and retries conflicts.
+"""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from typing import Any
 
+from django.db import connection
 from django.utils.translation import gettext as _
 
-from bookings.locking import in_booking_transaction
-from bookings.models import (
-    ApiClient,
-    Reservation,
-    ReservationSeat,
-    ReservationStatus,
-)
+from bookings.locking import in_booking_transaction, local_timeouts
+from bookings.models import ApiClient, Reservation, ReservationSeat
+from bookings.notifications import EMAILED
 from bookings.services.common import (
+    LOCK_RESOURCE_DEFAULTS,
     REFERENCE_ATTEMPTS,
     Actor,
     Booking,
     ReferenceTaken,
-    _expire_due_holds,
-    _lock_resource,
     _new_reference,
     _on_commit_invalidate,
-    _record,
+    maintenance_error,
     manage_token_hash,
 )
 from reservo.errors import (
     LimitExceeded,
+    NotFound,
     ReservoError,
     ResourceNotBookable,
     SeatsUnavailable,
     SoldOut,
     ValidationFailed,
 )
-from resources.models import Resource, ResourceState, Seat
 from resources.selectors import resource_available_now
+
+BOOK_SQL = """
+    SELECT * FROM reservo_book(
+        %(resource_id)s, %(quantity)s, %(seat_ids)s::bigint[], %(hold)s, %(references)s::text[],
+        %(customer_name)s, %(customer_email)s, %(api_client_id)s, %(manage_token)s,
+        %(manage_token_hash)s, %(actor)s, %(bound_by_maintenance)s, %(emailed)s::text[],
+        %(settings_defaults)s::jsonb, %(lock_timeout)s, %(statement_timeout)s)
+"""
+SETTINGS_DEFAULTS = json.dumps(LOCK_RESOURCE_DEFAULTS)
 
 
 def _validate_request(quantity: int | None, seat_ids: Sequence[int] | None) -> None:
@@ -66,84 +78,120 @@ def reservation_book(
 ) -> Booking:
     """Book places by quantity or by seats, as a hold or confirmed at once. All or nothing."""
     _validate_request(quantity, seat_ids)
-    seat_ids = sorted(seat_ids) if seat_ids is not None else None
-    wanted = len(seat_ids) if seat_ids is not None else quantity
-    assert wanted is not None
+    seats = sorted(seat_ids) if seat_ids is not None else None
+    wanted = len(seats) if seats is not None else quantity
+    assert wanted is not None  # _validate_request
     token = secrets.token_urlsafe(24)
+    token_hash = manage_token_hash(token)
+    params = {
+        "resource_id": resource_id,
+        "quantity": wanted,
+        "seat_ids": seats,
+        "hold": hold,
+        "references": [_new_reference() for _ in range(REFERENCE_ATTEMPTS)],
+        "customer_name": customer_name,
+        "customer_email": customer_email,
+        "api_client_id": api_client.pk if api_client is not None else None,
+        "manage_token": token,
+        "manage_token_hash": token_hash,
+        "actor": str(actor),
+        "bound_by_maintenance": actor.bound_by_maintenance,
+        "emailed": EMAILED,
+        "settings_defaults": SETTINGS_DEFAULTS,
+    }
+    params["lock_timeout"], params["statement_timeout"] = local_timeouts()
 
-    def book() -> Reservation:
-        resource = _lock_resource(resource_id, actor)
-        if resource.state != ResourceState.OPEN:
-            raise ResourceNotBookable(_("'%(name)s' is not open for booking.") % {"name": resource})
-        if (seat_ids is not None) != (resource.kind == Resource.Kind.SEATED):
-            field = "seats" if seat_ids is not None else "quantity"
-            message = (
-                _("This resource has no seats; book a quantity.")
-                if seat_ids is not None
-                else _("This resource is seated; choose seats.")
-            )
-            raise ValidationFailed({field: [message]})
-        limit = resource.max_per_booking or resource.default_max_per_booking  # type: ignore[attr-defined]
-        if wanted > limit:
-            raise LimitExceeded(
-                _("At most %(limit)d places per booking.") % {"limit": limit}, limit=limit
-            )
-        freed = sum(quantity for _pk, quantity in _expire_due_holds(resource_id, actor))
-        held = resource.held - freed
-        available = resource.capacity - held - resource.confirmed
-        if seat_ids is not None:
-            _lock_free_seats(resource_id, seat_ids)
-        if wanted > available:
-            raise _sold_out(resource, available)
-
-        now: datetime = resource.db_now  # type: ignore[attr-defined]
-        reservation = Reservation.objects.create(
-            reference=_new_reference(),
-            resource_id=resource_id,
-            quantity=wanted,
-            status=ReservationStatus.HELD if hold else ReservationStatus.CONFIRMED,
-            created_at=now,
-            hold_expires_at=now + timedelta(seconds=resource.hold_ttl_seconds) if hold else None,  # type: ignore[attr-defined]
-            confirmed_at=None if hold else now,
-            customer_name=customer_name,
-            customer_email=customer_email,
-            api_client=api_client,
-            manage_token_hash=manage_token_hash(token),
-        )
-        if seat_ids is not None:
-            ReservationSeat.objects.bulk_create(
-                ReservationSeat(reservation=reservation, seat_id=seat_id, resource_id=resource_id)
-                for seat_id in seat_ids
-            )
-        _record([reservation], "", actor, manage_token=token)
-        _on_commit_invalidate(resource_id)
-        reservation.resource = resource
-        return reservation
+    def book() -> dict[str, Any]:
+        with connection.cursor() as cursor:
+            cursor.execute(BOOK_SQL, params)
+            columns = [column.name for column in cursor.description]
+            outcome = dict(zip(columns, cursor.fetchone(), strict=True))
+        if outcome["outcome"] == "booked" or outcome["expired"]:
+            _on_commit_invalidate(resource_id)
+        return outcome
 
     constraint_errors: dict[str, Callable[[], ReservoError]] = {
-        # The database's own refusal, should a check above ever be wrong.
+        # The database's own refusal, should a check in reservo_book ever be wrong.
         "resource_counters_within_capacity": lambda: _sold_out(
             None, resource_available_now(resource_id)
         ),
         "reservation_seat_active_unique": lambda: SeatsUnavailable(
             _("Some of these seats were just taken."),
-            seats=_taken_seats(seat_ids or []),
+            seats=_taken_seats(seats or []),
         ),
-        "reservation_reference_unique": ReferenceTaken,
     }
-    for _attempt in range(REFERENCE_ATTEMPTS):
-        try:
-            reservation = in_booking_transaction(book, constraint_errors=constraint_errors)
-        except ReferenceTaken:
-            continue
-        return Booking(reservation=reservation, manage_token=token)
-    raise ReferenceTaken()
+    # A refusal is an outcome, not an exception inside the transaction: it writes nothing
+    # that would need a savepoint to undo, so an idempotent request can record it.
+    outcome = in_booking_transaction(
+        book, constraint_errors=constraint_errors, savepoint=False, set_timeouts=False
+    )
+    if outcome["outcome"] != "booked":
+        raise _refusal(outcome, seats)
+    reservation = Reservation(
+        id=outcome["reservation_id"],
+        public_id=outcome["public_id"],
+        reference=outcome["reference"],
+        resource_id=resource_id,
+        quantity=wanted,
+        status=outcome["status"],
+        hold_expires_at=outcome["hold_expires_at"],
+        created_at=outcome["created_at"],
+        confirmed_at=outcome["confirmed_at"],
+        customer_name=customer_name,
+        customer_email=customer_email,
+        api_client=api_client,
+        manage_token_hash=token_hash,
+    )
+    reservation._state.adding = False
+    reservation.seat_ids = seats or []  # type: ignore[attr-defined]
+    return Booking(reservation=reservation, manage_token=token)
 
 
-def _sold_out(resource: Resource | None, available: int) -> SoldOut:
+def _refusal(outcome: dict[str, Any], seats: Sequence[int] | None) -> ReservoError:
+    code = outcome["outcome"]
+    name = outcome["resource_name"]
+    if code == "not_found":
+        return NotFound(_("No such resource."))
+    if code == "maintenance":
+        return maintenance_error(outcome["maintenance_message"])
+    if code == "not_bookable":
+        return ResourceNotBookable(_("'%(name)s' is not open for booking.") % {"name": name})
+    if code == "wrong_kind":
+        if seats is not None:
+            return ValidationFailed({"seats": [_("This resource has no seats; book a quantity.")]})
+        return ValidationFailed({"quantity": [_("This resource is seated; choose seats.")]})
+    if code == "limit_exceeded":
+        limit = outcome["max_places"]
+        return LimitExceeded(
+            _("At most %(limit)d places per booking.") % {"limit": limit}, limit=limit
+        )
+    if code == "unknown_seats":
+        return ValidationFailed(
+            {
+                "seats": [
+                    _("Unknown seats for this resource: %(ids)s.") % {"ids": outcome["seat_ids"]}
+                ]
+            }
+        )
+    if code == "seats_taken":
+        return SeatsUnavailable(
+            _("Seats already taken: %(labels)s.") % {"labels": ", ".join(outcome["seat_labels"])},
+            seats=list(outcome["seat_ids"]),
+        )
+    if code == "sold_out":
+        return _sold_out(name, outcome["available"])
+    if code == "reference_taken":
+        return ReferenceTaken()
+    raise AssertionError(f"unknown booking outcome {code!r}")
+
+
+def _sold_out(resource_name: str | None, available: int) -> SoldOut:
     available = max(available, 0)
-    if resource is not None and available:
-        detail = _("Only %(n)d places left on '%(name)s'.") % {"n": available, "name": resource}
+    if resource_name is not None and available:
+        detail = _("Only %(n)d places left on '%(name)s'.") % {
+            "n": available,
+            "name": resource_name,
+        }
     elif available:
         detail = _("Only %(n)d places left.") % {"n": available}
     else:
@@ -157,24 +205,3 @@ def _taken_seats(seat_ids: Sequence[int]) -> list[int]:
             "seat_id", flat=True
         )
     )
-
-
-def _lock_free_seats(resource_id: int, seat_ids: Sequence[int]) -> None:
-    """Lock the requested seats in primary-key order; refuse unknown or taken ones."""
-    found = list(
-        Seat.objects.select_for_update()
-        .filter(resource_id=resource_id, id__in=seat_ids)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    unknown = sorted(set(seat_ids) - set(found))
-    if unknown:
-        raise ValidationFailed(
-            {"seats": [_("Unknown seats for this resource: %(ids)s.") % {"ids": unknown}]}
-        )
-    taken = _taken_seats(seat_ids)
-    if taken:
-        labels = list(Seat.objects.filter(id__in=taken).values_list("label", flat=True))
-        raise SeatsUnavailable(
-            _("Seats already taken: %(labels)s.") % {"labels": ", ".join(labels)}, seats=taken
-        )

@@ -12,12 +12,8 @@ from typing import Literal
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from bookings.models import (
-    Reservation,
-    ReservationEvent,
-    ReservationStatus,
-)
-from bookings.notifications import outbox_enqueue
+from bookings.models import Reservation, ReservationEvent
+from bookings.notifications import EMAILED, outbox_enqueue
 from reservo.errors import (
     Maintenance,
     NotFound,
@@ -107,11 +103,14 @@ def _lock_resource(resource_id: int, actor: Actor) -> Resource:
     if resource is None:
         raise NotFound(_("No such resource."))
     if actor.bound_by_maintenance and resource.maintenance_mode:  # type: ignore[attr-defined]
-        raise Maintenance(
-            resource.maintenance_message  # type: ignore[attr-defined]
-            or _("Bookings are paused for maintenance. Please come back shortly.")
-        )
+        raise maintenance_error(resource.maintenance_message)  # type: ignore[attr-defined]
     return resource
+
+
+def maintenance_error(message: str) -> Maintenance:
+    return Maintenance(
+        message or _("Bookings are paused for maintenance. Please come back shortly.")
+    )
 
 
 def _record(
@@ -136,21 +135,18 @@ def _on_commit_invalidate(resource_id: int) -> None:
 
 
 def _expire_due_holds(resource_id: int, actor: Actor) -> list[tuple[int, int]]:
-    """Expire the resource's holds past their expiry (database clock); returns (id, quantity)s.
+    """Expire the resource's holds past their expiry (database clock), with their history
+    and outbox rows; returns (id, quantity)s.
 
     The caller holds the resource lock, and every transition locks the resource first,
     so no other transaction is changing these rows.
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE bookings_reservation SET status = 'expired', expired_at = now() "
-            "WHERE resource_id = %s AND status = 'held' AND hold_expires_at <= clock_timestamp() "
-            "RETURNING id, quantity",
-            [resource_id],
+            "SELECT id, quantity FROM reservo_expire_due_holds(%s, %s, %s::text[])",
+            [resource_id, str(actor), EMAILED],
         )
         rows = cursor.fetchall()
     if rows:
-        expired = [Reservation(id=pk, status=ReservationStatus.EXPIRED) for pk, _q in rows]
-        _record(expired, ReservationStatus.HELD, actor)
         _on_commit_invalidate(resource_id)
     return rows

@@ -176,9 +176,10 @@ def test_create_reservation_query_count(
 
     system_settings()  # the maintenance switch is served from the shared cache
 
-    # The API key is known to this process (for a second at most): savepoint; timeouts;
-    # resource lock with settings; due holds; insert; history row; outbox rows; release.
-    with django_assert_num_queries(8):
+    # The API key is known to this process (for a second at most): one call of
+    # reservo_book (timeouts, resource lock with settings, due holds, insert, history row,
+    # outbox rows); no savepoint.
+    with django_assert_num_queries(1):
         response = book_api.post(RESERVATIONS, {"resource": resource.pk, "quantity": 1})
     assert response.status_code == 201
 
@@ -191,15 +192,15 @@ def test_idempotent_create_reservation_query_count(
 
     system_settings()
 
-    # The above, plus: savepoint; timeouts; advisory lock; record lookup; record insert;
-    # release.
-    with django_assert_num_queries(14):
+    # The above, plus: savepoint; reservo_idempotency_claim (timeouts, advisory lock,
+    # record lookup); record insert; release.
+    with django_assert_num_queries(5):
         response = book_api.post(
             RESERVATIONS, {"resource": resource.pk, "quantity": 1}, **{"Idempotency-Key": "q"}
         )
     assert response.status_code == 201
     system_settings()
-    with django_assert_num_queries(5):  # savepoint; timeouts; lock; lookup; release
+    with django_assert_num_queries(3):  # savepoint; claim (timeouts, lock, lookup); release
         replay = book_api.post(
             RESERVATIONS, {"resource": resource.pk, "quantity": 1}, **{"Idempotency-Key": "q"}
         )

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from bench.data import booking_checks, reservations_bulk_fill, reservations_count
 from bookings.models import Reservation
 from bookings.services import Actor, reservation_book
-from tests.factories import ResourceFactory
+from tests.factories import ApiClientFactory, ResourceFactory
 
 BOOKING_SQL = Path(__file__).resolve().parents[2] / "bench" / "booking.sql"
 TRANSACTION_CONTROL = re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
@@ -32,7 +32,10 @@ def _shape(sql: str) -> str:
 
 
 def _script_statements() -> list[str]:
-    lines = [line for line in BOOKING_SQL.read_text().splitlines() if not line.startswith("--")]
+    # Comments and pgbench meta-commands (\set) are not statements.
+    lines = [
+        line for line in BOOKING_SQL.read_text().splitlines() if not line.startswith(("--", "\\"))
+    ]
     # pgbench ends a command at a semicolon or \gset at the end of a line.
     return [s for s in re.split(r"(?:;|\\gset)[ \t]*\n", "\n".join(lines) + "\n") if s.strip()]
 
@@ -40,8 +43,11 @@ def _script_statements() -> list[str]:
 @pytest.mark.django_db(transaction=True)
 def test_booking_sql_replays_the_services_statements() -> None:
     resource = ResourceFactory(capacity=5)
+    client = ApiClientFactory()
     with CaptureQueriesContext(connection) as captured:
-        reservation_book(resource_id=resource.pk, actor=Actor("api", "bench"), quantity=1)
+        reservation_book(
+            resource_id=resource.pk, actor=Actor("api", "bench"), quantity=1, api_client=client
+        )
     service = [
         _shape(q["sql"])
         for q in captured.captured_queries

@@ -237,6 +237,23 @@ class TestHoldsExpireByTheDatabaseClock:
         assert hold.reservation.expired_at is not None
         assert counters(resource) == (0, 2)
 
+    def test_a_refused_booking_still_expires_the_due_holds_it_found(self) -> None:
+        resource = ResourceFactory(capacity=3)
+        hold = reservation_book(resource_id=resource.pk, quantity=1, hold=True, actor=CUSTOMER)
+        reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+        expire_by_clock(hold.reservation)
+        with pytest.raises(SoldOut) as error:
+            reservation_book(resource_id=resource.pk, quantity=3, actor=CUSTOMER)
+        assert error.value.extras == {"available": 2}
+        # The expiry is a change of its own, kept with its history: the refusal is an
+        # answer, not a failure that undoes the transaction.
+        hold.reservation.refresh_from_db()
+        assert hold.reservation.status == ReservationStatus.EXPIRED
+        assert counters(resource) == (0, 1)
+        assert ReservationEvent.objects.filter(
+            reservation=hold.reservation, to_status="expired"
+        ).exists()
+
     def test_expired_hold_cannot_be_confirmed_and_is_expired_for_good(self) -> None:
         resource = ResourceFactory(capacity=2)
         hold = reservation_book(resource_id=resource.pk, quantity=1, hold=True, actor=CUSTOMER)
@@ -314,9 +331,9 @@ class TestMaintenance:
 class TestHotPath:
     def test_booking_query_count_is_pinned(self, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
         resource = ResourceFactory(capacity=10)
-        # savepoint, timeouts, resource lock + settings, expire due holds, insert
-        # reservation, insert history, insert outbox rows, release savepoint.
-        with django_assert_num_queries(8):
+        # One call of reservo_book: timeouts, resource lock + settings, expire due holds,
+        # reservation, history and outbox rows. No savepoint: a refusal is an outcome.
+        with django_assert_num_queries(1):
             reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
 
     def test_confirm_query_count_is_pinned(self, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
