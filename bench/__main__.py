@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +41,16 @@ def parse_args(argv: list[str]) -> tuple[Plan, Path, str | None]:
     return plan, args.results, args.profile
 
 
+def missing_tools() -> list[str]:
+    """The load generator and the plotting library, from the project's `bench` extra."""
+    return [name for name in ("locust", "matplotlib") if importlib.util.find_spec(name) is None]
+
+
 if __name__ == "__main__":
     plan, results, profile = parse_args(sys.argv[1:])
+    if missing := missing_tools():
+        sys.exit(
+            f"{', '.join(missing)} not installed: run `make bench`, or first "
+            '`pip install -e ".[bench]"` in this environment.'
+        )
     sys.exit(main(plan, results, profile))
