@@ -3,13 +3,14 @@
 `available` counts only unexpired holds: holds past their expiry that the sweep has not
 reached yet are subtracted in the same query. Cached values live one second at most, are
 never served past the resource's next hold expiry, and are left behind by every commit
-that changes the resource (versioned keys), so a client reads its own writes and another
+that changes the resource (versioned entries), so a client reads its own writes and another
 instance never serves stale availability for longer than a second. If Redis is down,
 reads go to PostgreSQL.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -89,23 +90,28 @@ def _cached(
     """Read through the shared cache for at most RESERVO_AVAILABILITY_CACHE_SECONDS.
 
     `compute` returns the value and the moment it stops being true on its own (the next
-    hold expiry); an entry is not served past it. Entries are keyed by the resource's
-    version, which every commit that changes the resource bumps (`availability_invalidate`):
-    a read that began before a commit stores its result under the old version, which
-    nobody reads any more, so no stale value outlives an invalidation. A Redis failure is
-    a miss (IGNORE_EXCEPTIONS): the value then comes from PostgreSQL.
+    hold expiry); an entry is not served past it. Each entry records the resource's
+    version it was computed under, and every commit that changes the resource bumps that
+    version (`availability_invalidate`). The version and the entry are read together, in
+    one round trip (MGET), and an entry of another version is a miss: a read that began
+    before a commit stores its result under the old version, which no read accepts any
+    more, so no stale value outlives an invalidation. A Redis failure is a miss
+    (IGNORE_EXCEPTIONS): the value then comes from PostgreSQL.
     """
-    version = cache.get(_version_key(resource_id), 0)
-    key = f"{name}:{resource_id}:{version}"
-    entry: tuple[T, float | None] | None = cache.get(key)
-    if entry is not None and (entry[1] is None or time.time() < entry[1]):
-        metrics.cache_result(name, "hit")
-        return entry[0]
+    version_key, key = _version_key(resource_id), f"{name}:{resource_id}"
+    found = cache.get_many([version_key, key])
+    version = found.get(version_key, 0)
+    entry = found.get(key)
+    if isinstance(entry, tuple) and len(entry) == 3:
+        entry_version, value, until = entry
+        if entry_version == version and (until is None or time.time() < until):
+            metrics.cache_result(name, "hit")
+            return value  # type: ignore[no-any-return]
     metrics.cache_result(name, "miss")
     value, true_until = compute()
     if value is not None:
         until = true_until.timestamp() if true_until is not None else None
-        cache.set(key, (value, until), timeout=settings.RESERVO_AVAILABILITY_CACHE_SECONDS)
+        cache.set(key, (version, value, until), timeout=settings.RESERVO_AVAILABILITY_CACHE_SECONDS)
     return value
 
 
@@ -168,13 +174,21 @@ def _seat_map_from_db(resource_id: int) -> tuple[list[dict[str, Any]], datetime 
 
 def availability_invalidate(resource_id: int) -> None:
     """Called on commit of every change to a resource: its cached reads are from now on
-    looked up under a new version."""
-    key = _version_key(resource_id)
-    cache.add(key, 0, timeout=None)
+    looked up under a new version.
+
+    One INCR, which starts a missing version at 1. A cache failure is logged (and counted)
+    like the ones django-redis swallows, never raised: the commit is done, and the entries
+    it leaves behind expire within RESERVO_AVAILABILITY_CACHE_SECONDS anyway.
+    """
     try:
-        cache.incr(key)
-    except ValueError:  # evicted between add and incr: a fresh version is as good
-        cache.set(key, 1, timeout=None)
+        redis = cache.client.get_client(write=True)  # type: ignore[attr-defined]
+        redis.incr(cache.make_key(_version_key(resource_id)))
+    except Exception:
+        logging.getLogger(settings.DJANGO_REDIS_LOGGER).warning(
+            "availability of resource %s not invalidated: the cache did not answer",
+            resource_id,
+            exc_info=True,
+        )
 
 
 def resources_counter_drift() -> list[dict[str, Any]]:

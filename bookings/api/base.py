@@ -3,6 +3,7 @@ pagination, UTC timestamps and idempotent unsafe methods."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -57,8 +58,11 @@ class TimestampField(serializers.DateTimeField):
 class ClientRateThrottle(BaseThrottle):
     """Fixed-window request counter per client and scope in the shared cache.
 
-    A counter (one INCR) rather than DRF's timestamp history, which grows with the rate.
-    If the cache is unreachable the request is allowed: throttling fails open.
+    A counter rather than DRF's timestamp history, which grows with the rate. Creating
+    the window's counter (`SET NX` with its expiry) and counting the request (`INCR`) go
+    to Redis as one pipeline: one round trip per request. The key is made by the cache
+    (`make_key`), so it lives under the cache prefix like every other entry. If the cache
+    is unreachable the request is allowed: throttling fails open.
     """
 
     clock = staticmethod(time.time)
@@ -81,16 +85,30 @@ class ClientRateThrottle(BaseThrottle):
         limit, period = _parse_rate(rate)
         now = self.clock()
         window = int(now // period)
-        key = f"throttle:{scope}:{client.pk}:{window}"
         try:
-            cache.add(key, 0, timeout=period + 1)
-            count = cache.incr(key)
-        except Exception:  # the cache is down or lost the key: fail open
+            count = self.count(f"throttle:{scope}:{client.pk}:{window}", expires_in=period + 1)
+        except Exception:  # the cache is down or refused the command: fail open
+            logging.getLogger(settings.DJANGO_REDIS_LOGGER).warning(
+                "throttle not applied: the cache did not answer", exc_info=True
+            )
             return True
-        if count is None or count <= limit:
+        if count <= limit:
             return True
         self.wait_seconds = period - (now % period)
         return False
+
+    @staticmethod
+    def count(key: str, *, expires_in: int) -> int:
+        """This window's count for `key`, this request included."""
+        redis = cache.client.get_client(write=True)  # type: ignore[attr-defined]
+        redis_key = cache.make_key(key)
+        # Not a transaction: SET NX only gives a new window's counter its expiry, and
+        # INCR is atomic on its own.
+        pipeline = redis.pipeline(transaction=False)
+        pipeline.set(redis_key, 0, ex=expires_in, nx=True)
+        pipeline.incr(redis_key)
+        _created, count = pipeline.execute()
+        return int(count)
 
     def wait(self) -> float | None:
         return math.ceil(self.wait_seconds) if self.wait_seconds is not None else None

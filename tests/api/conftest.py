@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from redis.connection import AbstractConnection
 
 from bookings.api_keys import api_client_create
 from bookings.models import ApiClient
@@ -87,3 +88,17 @@ def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["type"] == "/problems/" + code.replace("_", "-")
     assert body["title"] and body["detail"]
     return body
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """What is sent to Redis, one item per round trip (a pipeline is sent in one piece)."""
+    sent: list[bytes] = []
+    send = AbstractConnection.send_packed_command
+
+    def counted(connection: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        sent.append(command)
+        send(connection, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    return sent

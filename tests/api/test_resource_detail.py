@@ -1,0 +1,93 @@
+"""The resource detail, the hottest read: its Redis round trips and its cache guarantees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bookings.services import Actor, reservation_book
+from resources.selectors import resource_represented
+from tests.api.conftest import Api
+from tests.factories import ResourceFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_cached_detail_costs_two_redis_round_trips_and_no_query(
+    book_api: Api,
+    redis_round_trips: list[bytes],
+    django_assert_num_queries: Callable[..., Any],
+) -> None:
+    resource = ResourceFactory(capacity=12)
+    detail = f"/api/v1/resources/{resource.pk}/"
+    first = book_api.get(detail).json()  # the key's first use, fills the cache
+
+    redis_round_trips.clear()
+    with django_assert_num_queries(0):
+        assert book_api.get(detail).json() == first
+    # The throttle's count, then the version and the entry read together.
+    assert len(redis_round_trips) == 2
+
+
+def test_a_cache_hit_is_one_redis_round_trip(redis_round_trips: list[bytes]) -> None:
+    resource = ResourceFactory(capacity=12)
+    represented = resource_represented(resource.pk, lambda r: {"id": r.pk})
+
+    redis_round_trips.clear()
+    assert resource_represented(resource.pk, lambda r: {"missed": True}) == represented
+    assert len(redis_round_trips) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_detail_reflects_a_booking_right_after_its_commit(
+    book_api: Api, other_book_api: Api
+) -> None:
+    resource = ResourceFactory(capacity=10)
+    detail = f"/api/v1/resources/{resource.pk}/"
+    assert book_api.get(detail).json()["available"] == 10
+    assert other_book_api.get(detail).json()["available"] == 10  # a cache hit
+
+    booked = book_api.post("/api/v1/reservations/", {"resource": resource.pk, "quantity": 3})
+    assert booked.status_code == 201, booked.content
+    for api in (book_api, other_book_api):
+        body = api.get(detail).json()
+        assert (body["confirmed"], body["available"]) == (3, 7)
+
+    reservation_book(resource_id=resource.pk, quantity=2, hold=True, actor=Actor("api", "x"))
+    body = other_book_api.get(detail).json()
+    assert (body["held"], body["confirmed"], body["available"]) == (2, 3, 5)
+
+
+def test_an_entry_of_an_older_version_is_not_served(
+    book_api: Api, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    resource = ResourceFactory(capacity=10)
+    detail = f"/api/v1/resources/{resource.pk}/"
+
+    def read_racing_a_booking(r: Any) -> dict[str, Any]:
+        with django_capture_on_commit_callbacks(execute=True):
+            reservation_book(resource_id=resource.pk, quantity=4, actor=Actor("api", "x"))
+        return {"available": 10}  # computed before the booking committed
+
+    assert resource_represented(resource.pk, read_racing_a_booking) == {"available": 10}
+    assert book_api.get(detail).json()["available"] == 6
+
+
+def test_a_detail_is_read_from_postgresql_when_redis_is_unreachable(
+    book_api: Api, settings: Any
+) -> None:
+    resource = ResourceFactory(capacity=10)
+    detail = f"/api/v1/resources/{resource.pk}/"
+    assert book_api.get(detail).json()["available"] == 10
+    reservation_book(resource_id=resource.pk, quantity=1, actor=Actor("api", "x"))
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": "unix:///nonexistent/reservo-dead-redis.sock?db=0",
+        }
+    }
+    response = book_api.get(detail)
+    assert response.status_code == 200
+    assert response.json()["available"] == 9
