@@ -46,13 +46,16 @@ class ApiPagination(PageNumberPagination):
     max_page_size = 200
 
 
+def utc_timestamp(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with an explicit offset ("+00:00"), whatever the server's zone."""
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
 class TimestampField(serializers.DateTimeField):
     """ISO 8601 in UTC with an explicit offset ("+00:00"), whatever the server's zone."""
 
     def to_representation(self, value: datetime | None) -> Any:
-        if value is None:
-            return None
-        return value.astimezone(UTC).isoformat()
+        return utc_timestamp(value)
 
 
 class ClientRateThrottle(BaseThrottle):

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bookings.api.base import TimestampField
+from bookings.api.base import TimestampField, utc_timestamp
 from bookings.models import Reservation, ReservationStatus
 
 MAX_INT = 2**31 - 1
@@ -35,6 +35,25 @@ class ReservationSerializer(serializers.Serializer):
     cancelled_at = TimestampField(read_only=True, allow_null=True)
     expired_at = TimestampField(read_only=True, allow_null=True)
     customer = serializers.SerializerMethodField()
+
+    def to_representation(self, instance: Reservation) -> dict[str, Any]:
+        """The fields above, written out: this runs on every booking answer and list page,
+        and skips DRF's per-instance copy of the declared fields (which still describe
+        the schema; a test keeps the two in step)."""
+        return {
+            "id": str(instance.public_id),
+            "reference": instance.reference,
+            "resource": instance.resource_id,
+            "quantity": instance.quantity,
+            "seats": self.get_seats(instance),
+            "status": instance.status,
+            "hold_expires_at": utc_timestamp(instance.hold_expires_at),
+            "created_at": utc_timestamp(instance.created_at),
+            "confirmed_at": utc_timestamp(instance.confirmed_at),
+            "cancelled_at": utc_timestamp(instance.cancelled_at),
+            "expired_at": utc_timestamp(instance.expired_at),
+            "customer": self.get_customer(instance),
+        }
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
     def get_seats(self, reservation: Reservation) -> list[int]:

@@ -51,6 +51,15 @@ BOOK_SQL = """
 SETTINGS_DEFAULTS = json.dumps(LOCK_RESOURCE_DEFAULTS)
 
 
+def _array_literal(values: Sequence[object]) -> str:
+    """A PostgreSQL array literal of plain values (ids, references, status names): cheaper
+    to send on the hot path than a list, whose every element psycopg inspects."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+EMAILED_ARRAY = _array_literal(EMAILED)
+
+
 def _validate_request(quantity: int | None, seat_ids: Sequence[int] | None) -> None:
     if seat_ids is not None and quantity is not None:
         raise ValidationFailed({"seats": [_("Give either seats or a quantity, not both.")]})
@@ -86,9 +95,9 @@ def reservation_book(
     params = {
         "resource_id": resource_id,
         "quantity": wanted,
-        "seat_ids": seats,
+        "seat_ids": _array_literal(seats) if seats is not None else None,
         "hold": hold,
-        "references": [_new_reference() for _ in range(REFERENCE_ATTEMPTS)],
+        "references": _array_literal([_new_reference() for _ in range(REFERENCE_ATTEMPTS)]),
         "customer_name": customer_name,
         "customer_email": customer_email,
         "api_client_id": api_client.pk if api_client is not None else None,
@@ -96,7 +105,7 @@ def reservation_book(
         "manage_token_hash": token_hash,
         "actor": str(actor),
         "bound_by_maintenance": actor.bound_by_maintenance,
-        "emailed": EMAILED,
+        "emailed": EMAILED_ARRAY,
         "settings_defaults": SETTINGS_DEFAULTS,
     }
     params["lock_timeout"], params["statement_timeout"] = local_timeouts()

@@ -24,6 +24,7 @@ from resources.selectors import availability_invalidate
 from settings_app.models import SINGLETON_ID, SystemSettings
 
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read over the phone
+assert 256 % len(REFERENCE_ALPHABET) == 0  # _new_reference maps bytes without bias
 REFERENCE_LENGTH = 8
 REFERENCE_ATTEMPTS = 3
 
@@ -62,7 +63,12 @@ def manage_token_hash(token: str) -> str:
 
 
 def _new_reference() -> str:
-    return "RSV-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+    # One read of the system's randomness, not one per character: 256 is a multiple of
+    # the alphabet's 32 letters, so every letter stays equally likely.
+    return "RSV-" + "".join(
+        REFERENCE_ALPHABET[byte % len(REFERENCE_ALPHABET)]
+        for byte in secrets.token_bytes(REFERENCE_LENGTH)
+    )
 
 
 def _settings_default(field: str) -> object:

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
+from rest_framework import serializers
 
+from bookings.api.serializers import ReservationSerializer
 from bookings.models import Reservation, ReservationEvent
 from settings_app.selectors import system_settings
 from tests.api.conftest import Api, problem
@@ -215,3 +217,23 @@ def test_reservation_detail_query_count(
 
     with django_assert_num_queries(3):  # id lookup, reservation, its seats
         assert book_api.get(f"{RESERVATIONS}{created['id']}/").status_code == 200
+
+
+def test_written_out_representation_matches_the_declared_fields(book_api: Api) -> None:
+    """ReservationSerializer writes its answer out by hand; the declared fields (the
+    schema) and DRF's own rendering of them must give the same thing."""
+    resource = SeatedResourceFactory()
+    seat = resource.seats.order_by("id").first()
+    created = book_api.post(
+        RESERVATIONS,
+        {"resource": resource.pk, "seats": [seat.pk], "hold": True, "customer": {"name": "Ada"}},
+    ).json()
+    reservation = Reservation.objects.get(public_id=created["id"])
+    book_api.post(f"{RESERVATIONS}{created['id']}/cancel/")
+    reservation.refresh_from_db()
+
+    serializer = ReservationSerializer(reservation)
+    by_fields = serializers.Serializer.to_representation(serializer, reservation)
+    assert serializer.data == by_fields
+    assert list(serializer.data) == list(serializer.fields)
+    assert by_fields["cancelled_at"] is not None and by_fields["seats"] == [seat.pk]

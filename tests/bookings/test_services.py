@@ -16,6 +16,7 @@ from bookings.services import (
     reservation_confirm,
     reservations_expire_due,
 )
+from bookings.services.common import REFERENCE_ALPHABET, _new_reference
 from reservo.errors import (
     HoldExpired,
     InvalidState,
@@ -51,6 +52,14 @@ def connection_now():  # type: ignore[no-untyped-def]
     with connection.cursor() as cursor:
         cursor.execute("SELECT now()")
         return cursor.fetchone()[0]
+
+
+def test_references_are_twelve_characters_of_the_phone_friendly_alphabet() -> None:
+    references = {_new_reference() for _ in range(2000)}
+    assert len(references) == 2000
+    assert all(r.startswith("RSV-") and len(r) == 12 for r in references)
+    letters = "".join(r[4:] for r in references)
+    assert set(letters) == set(REFERENCE_ALPHABET)  # every letter turns up, no other
 
 
 class TestBookByQuantity:
