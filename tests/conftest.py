@@ -55,6 +55,27 @@ def _system_settings_row(request: pytest.FixtureRequest) -> None:
     SystemSettings.objects.get_or_create(id=1)
 
 
+def make_redis_unreachable(settings: Any) -> None:
+    """Point the shared cache (pytest-django's `settings`) at a socket nobody listens on,
+    for the rest of the test."""
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": "unix:///nonexistent/reservo-dead-redis.sock?db=0",
+        }
+    }
+
+
+def cache_errors() -> float:
+    """Cache operations that failed so far (the metric `/metrics` exposes)."""
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "reservo_cache_operations_total", {"cache": "redis", "result": "error"}
+    )
+    return value or 0.0
+
+
 @pytest.fixture
 def customer() -> Actor:
     return CUSTOMER

@@ -10,6 +10,7 @@ import pytest
 from bookings.services import Actor, reservation_book
 from resources.selectors import resource_represented
 from tests.api.conftest import Api
+from tests.conftest import make_redis_unreachable
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -82,12 +83,7 @@ def test_a_detail_is_read_from_postgresql_when_redis_is_unreachable(
     detail = f"/api/v1/resources/{resource.pk}/"
     assert book_api.get(detail).json()["available"] == 10
     reservation_book(resource_id=resource.pk, quantity=1, actor=Actor("api", "x"))
-    settings.CACHES = {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": "unix:///nonexistent/reservo-dead-redis.sock?db=0",
-        }
-    }
+    make_redis_unreachable(settings)
     response = book_api.get(detail)
     assert response.status_code == 200
     assert response.json()["available"] == 9

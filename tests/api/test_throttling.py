@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
-from prometheus_client import REGISTRY
 
 from bookings.api.base import ClientRateThrottle
 from bookings.models import ApiClient
 from tests.api.conftest import Api
+from tests.conftest import cache_errors, make_redis_unreachable
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,22 +28,6 @@ def throttle_at(instant: float) -> ClientRateThrottle:
 
 def read_request(client: ApiClient) -> Any:
     return SimpleNamespace(auth=client, method="GET")
-
-
-def dead_redis(settings: Any) -> dict[str, Any]:
-    return {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": "unix:///nonexistent/reservo-dead-redis.sock?db=0",
-        }
-    }
-
-
-def cache_errors() -> float:
-    value = REGISTRY.get_sample_value(
-        "reservo_cache_operations_total", {"cache": "redis", "result": "error"}
-    )
-    return value or 0.0
 
 
 def test_each_request_is_counted_in_one_redis_round_trip(
@@ -93,7 +77,7 @@ def test_throttling_fails_open_when_redis_is_unreachable(book_api: Api, settings
     assert isinstance(book_api.client, ApiClient)
     resource = ResourceFactory(capacity=10)
     book_api.get("/api/v1/resources/")  # the key is known before Redis goes away
-    settings.CACHES = dead_redis(settings)
+    make_redis_unreachable(settings)
     rates = {"read": "1/min", "book": "1/min", "manage": "1/min"}
     with override_settings(RESERVO_THROTTLE_RATES=rates):
         before = cache_errors()

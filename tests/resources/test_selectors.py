@@ -10,6 +10,7 @@ from django.core.cache import cache
 from resources import selectors
 from resources.selectors import availability_invalidate, resource_availability
 from tests.api import conftest as api_fixtures
+from tests.conftest import cache_errors, make_redis_unreachable
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -42,21 +43,8 @@ def test_an_invalidation_leaves_the_cached_availability_behind() -> None:
 
 
 def test_an_invalidation_with_redis_unreachable_is_counted_not_raised(settings: Any) -> None:
-    from prometheus_client import REGISTRY
-
-    def errors() -> float:
-        value = REGISTRY.get_sample_value(
-            "reservo_cache_operations_total", {"cache": "redis", "result": "error"}
-        )
-        return value or 0.0
-
     resource = ResourceFactory(capacity=5)
-    settings.CACHES = {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": "unix:///nonexistent/reservo-dead-redis.sock?db=0",
-        }
-    }
-    before = errors()
+    make_redis_unreachable(settings)
+    before = cache_errors()
     availability_invalidate(resource.pk)
-    assert errors() > before
+    assert cache_errors() > before

@@ -20,7 +20,7 @@ from resources.services import (
     seat_specs_from_labels,
     seat_specs_from_rows,
 )
-from tests.conftest import CUSTOMER
+from tests.conftest import CUSTOMER, cache_errors, make_redis_unreachable
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -181,27 +181,14 @@ def test_expire_holds_command(capsys) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_redis_down_reads_fall_back_to_postgresql_and_are_counted(settings) -> None:  # type: ignore[no-untyped-def]
-    from prometheus_client import REGISTRY
-
     resource = ResourceFactory(capacity=4)
     reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
-    settings.CACHES = {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": "unix:///nonexistent/reservo-redis.sock?db=0",
-        }
-    }
+    make_redis_unreachable(settings)
 
-    def errors() -> float:
-        value = REGISTRY.get_sample_value(
-            "reservo_cache_operations_total", {"cache": "redis", "result": "error"}
-        )
-        return value or 0.0
-
-    before = errors()
+    before = cache_errors()
     assert resource_availability(resource.pk)["available"] == 3
     assert [s["status"] for s in seat_map(resource.pk)] == []
-    assert errors() > before
+    assert cache_errors() > before
     # Writes never needed the cache: booking still works and reads stay exact.
     reservation_book(resource_id=resource.pk, quantity=2, actor=CUSTOMER)
     assert resource_availability(resource.pk)["available"] == 1
