@@ -31,7 +31,9 @@ def test_missing_load_generator_stops_at_once_with_the_install_command() -> None
         [sys.executable, "-c", hide], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1
-    assert "locust not installed" in result.stderr and "make bench" in result.stderr
+    # Whatever else this environment lacks (make test does not install the bench extra).
+    missing, _, advice = result.stderr.partition(" not installed: ")
+    assert "locust" in missing.split(", ") and "make bench" in advice
 
 
 def test_missing_tools_names_what_cannot_be_imported(monkeypatch: pytest.MonkeyPatch) -> None:
