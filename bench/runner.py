@@ -42,15 +42,9 @@ from bench.server import machine_cpu_busy_seconds as machine_cpu
 from reservo import embedded
 
 BENCH_DATABASE = "reservo_bench"
-BASE_SCENARIOS = (
-    "floor_post",
-    "floor_get",
-    "raw_sql_hot",
-    "hot_book",
-    "spread_book",
-    "availability_get",
-)
-ALL_SCENARIOS = (*BASE_SCENARIOS, "growth")
+# The growth scenario runs after the base rounds, on the filled table.
+ALL_SCENARIOS = report.SCENARIO_ORDER
+BASE_SCENARIOS = tuple(name for name in ALL_SCENARIOS if name != "growth")
 API_SCENARIOS = {"hot_book", "spread_book", "availability_get", "growth"}
 
 
@@ -96,19 +90,6 @@ class RoundResult:
 def _bench_database_url(base_url: str) -> str:
     parts = urlsplit(base_url)
     return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
-
-
-def _ensure_database(socket_dir: str) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        host=socket_dir, user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
-        ).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
 
 
 def _empty_database() -> None:
@@ -169,7 +150,7 @@ class Bench:
         if not env.get("DATABASE_URL"):
             if embedded.ensure_postgres():
                 self.started_services.append("postgres")
-            _ensure_database(str(embedded.data_dir() / "run"))
+            embedded.create_database(embedded.data_dir() / "run", BENCH_DATABASE)
             env["DATABASE_URL"] = _bench_database_url(embedded.postgres_url())
             self.own_database = True
             self.notes["database"] = f"embedded PostgreSQL, database {BENCH_DATABASE} (emptied)"

@@ -168,21 +168,20 @@ def ensure_postgres() -> bool:
             as_user,
             log=pgdata / "server.log",
         )
-        _create_database(socket_dir)
+        create_database(socket_dir)
         return True
 
 
-def _create_database(socket_dir: Path) -> None:
+def create_database(socket_dir: Path, name: str = DATABASE_NAME) -> None:
+    """Create the database `name` on the embedded server unless it exists."""
     import psycopg
 
     with psycopg.connect(
         host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True
     ) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def stop_postgres() -> bool:

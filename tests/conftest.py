@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -129,6 +132,18 @@ def run_concurrently(count: int, work: Callable[[int], Any], *, timeout: float =
         thread.join(timeout)
     assert not any(t.is_alive() for t in threads), "a concurrent call hung"
     return results
+
+
+def start_gunicorn(env: dict[str, str], **popen: Any) -> subprocess.Popen[bytes]:
+    """Serve the app as `make serve` does (gunicorn with reservo/gunicorn_conf.py) under
+    `env`; the caller stops it."""
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    return subprocess.Popen(
+        [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        **popen,
+    )
 
 
 def scalar(sql: str, params: list[Any] | None = None) -> Any:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.conftest import free_port, subprocess_database_url, wait_until
+from tests.conftest import free_port, start_gunicorn, subprocess_database_url, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -46,12 +43,7 @@ def test_every_worker_reports_every_request() -> None:
         PORT=str(port),
         RESERVO_WEB_WORKERS="3",
     )
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    server = subprocess.Popen(
-        [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"],
-        cwd=settings.BASE_DIR,
-        env=env,
-    )
+    server = start_gunicorn(env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(base + "/healthz"), 30, "the server did not start")

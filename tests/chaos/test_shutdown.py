@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,7 +17,7 @@ from django.db import connection
 
 from bookings.api_keys import api_client_create
 from bookings.models import Reservation
-from tests.conftest import free_port, subprocess_database_url, wait_until
+from tests.conftest import free_port, start_gunicorn, subprocess_database_url, wait_until
 from tests.factories import ResourceFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -40,12 +37,7 @@ def test_sigterm_lets_the_in_flight_booking_finish() -> None:
         "RESERVO_LOCK_TIMEOUT_MS": "10000",
         "RESERVO_STATEMENT_TIMEOUT_MS": "15000",
     }
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    server = subprocess.Popen(
-        [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"],
-        cwd=settings.BASE_DIR,
-        env=env,
-    )
+    server = start_gunicorn(env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _get_ok(base + "/healthz"), 30, "the server did not start")

@@ -24,7 +24,8 @@ from typing import Any
 from django.conf import settings
 
 from reservo import settings as project_settings
-from tests.conftest import free_port, subprocess_database_url, wait_until
+from tests.conftest import free_port, start_gunicorn, subprocess_database_url, wait_until
+from tests.settings_app.admin_form import CHANGE_URL, settings_form
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
@@ -148,15 +149,8 @@ def app_instance(**env: str) -> Iterator[Instance]:
         "RESERVO_DB_CONNECT_TIMEOUT_S": "15",
         **env,
     }
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
     with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(
-            [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"],
-            cwd=settings.BASE_DIR,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+        process = start_gunicorn(environment, stdout=output, stderr=subprocess.STDOUT)
         instance = Instance(f"http://127.0.0.1:{port}", process)
         try:
             wait_until(
@@ -180,9 +174,6 @@ def app_instance(**env: str) -> Iterator[Instance]:
                     process.wait(STOP_TIMEOUT_S)
 
 
-SETTINGS_PAGE = "/admin/settings_app/systemsettings/1/change/"
-
-
 class StaffSession:
     """A staff member logged in to one instance's admin over HTTP."""
 
@@ -197,19 +188,11 @@ class StaffSession:
         assert reply.status == 302 and reply.headers["Location"] == "/admin/", reply.status
 
     def save_settings(self, **values: str) -> None:
-        form = {
-            "maintenance_mode": "",
-            "maintenance_message": "",
-            "maintenance_until_0": "",
-            "maintenance_until_1": "",
-            "hold_ttl_seconds": "600",
-            "default_max_per_booking": "10",
-            **values,
-        }
+        form = settings_form(**values)
         if not form["maintenance_mode"]:
             del form["maintenance_mode"]  # an unchecked box is not sent
-        form["csrfmiddlewaretoken"] = self.http.csrf_token(SETTINGS_PAGE)
-        reply = self.http.request("POST", SETTINGS_PAGE, form=form)
+        form["csrfmiddlewaretoken"] = self.http.csrf_token(CHANGE_URL)
+        reply = self.http.request("POST", CHANGE_URL, form=form)
         assert reply.status == 302, (reply.status, reply.text[-2000:])
 
 

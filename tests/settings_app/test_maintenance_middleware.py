@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from settings_app.models import SystemSettings
+from tests.settings_app.admin_form import CHANGE_URL, settings_form
 
 pytestmark = pytest.mark.django_db
 
@@ -103,17 +104,7 @@ def test_probes_are_exempt_for_any_method(client: Client, path: str) -> None:
 
 def test_admin_keeps_working(superuser_client: Client) -> None:
     maintenance_on()
-    response = superuser_client.post(
-        "/admin/settings_app/systemsettings/1/change/",
-        {
-            "maintenance_mode": "",
-            "maintenance_message": "",
-            "maintenance_until_0": "",
-            "maintenance_until_1": "",
-            "hold_ttl_seconds": "600",
-            "default_max_per_booking": "10",
-        },
-    )
+    response = superuser_client.post(CHANGE_URL, settings_form())
     assert response.status_code == 302
     assert SystemSettings.objects.get().maintenance_mode is False
 

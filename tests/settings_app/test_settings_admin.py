@@ -13,23 +13,9 @@ from django.test import Client
 from settings_app.models import SystemSettings
 from settings_app.permissions import BOOKING_CLERK_GROUP
 from settings_app.selectors import CACHE_KEY
+from tests.settings_app.admin_form import CHANGE_URL, settings_form
 
 pytestmark = pytest.mark.django_db
-
-CHANGE_URL = "/admin/settings_app/systemsettings/1/change/"
-
-
-def settings_form(**overrides: Any) -> dict[str, Any]:
-    data = {
-        "maintenance_mode": "",
-        "maintenance_message": "",
-        "maintenance_until_0": "",
-        "maintenance_until_1": "",
-        "hold_ttl_seconds": "600",
-        "default_max_per_booking": "10",
-    }
-    data.update(overrides)
-    return {k: v for k, v in data.items() if v is not None}
 
 
 def test_list_goes_straight_to_the_single_row(superuser_client: Client) -> None:
