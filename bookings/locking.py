@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
@@ -46,6 +47,31 @@ def set_local_timeouts() -> None:
             "set_config('statement_timeout', %s, true)",
             local_timeouts(),
         )
+
+
+def execute_then_commit(sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+    """Execute `sql` and, in the outermost transaction, its COMMIT in the same round trip;
+    returns `sql`'s first row by column name (None if it returns none).
+
+    For the last statement of a transaction holding a hot lock: the lock is released one
+    round trip sooner. Django's cursors bind parameters on the client, so the statement and
+    the COMMIT go as one simple query. An error in either is raised here, inside the atomic
+    block, which then rolls back as usual (psycopg's rollback does nothing once the
+    transaction has ended); on success psycopg's commit finds no transaction open and does
+    nothing, and the block runs its on_commit callbacks. Nothing that can fail may follow
+    this call inside the block. Nested in an enclosing transaction, only `sql` runs, and
+    the enclosing block commits.
+    """
+    with connection.cursor() as cursor:
+        outermost = len(connection.atomic_blocks) == 1 and isinstance(
+            cursor.cursor, psycopg.ClientCursor
+        )
+        cursor.execute(f"{sql}; COMMIT" if outermost else sql, params)
+        if cursor.description is None:
+            return None
+        row = cursor.fetchone()
+        columns = [column.name for column in cursor.description]
+    return dict(zip(columns, row, strict=True)) if row is not None else None
 
 
 def is_retryable_conflict(error: BaseException) -> bool:

@@ -23,7 +23,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
-from bookings.locking import local_timeouts, retrying_conflicts
+from bookings.locking import execute_then_commit, local_timeouts, retrying_conflicts
 from bookings.models import ApiClient, IdempotencyRecord
 from reservo.errors import (
     SQLSTATE_LOCK_NOT_AVAILABLE,
@@ -123,22 +123,22 @@ def _attempt(request: IdempotentRequest, execute: Callable[[], tuple[int, Any]])
         if status >= 500:
             raise _Unrecorded(response)
         # The rendered text (a JSON string) keeps the body's key order, so a replay is
-        # byte-identical. Written out: this insert is on the hot path, under the row lock.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path, "
-                "request_hash, response_status, response_body) "
-                "VALUES (%s, %s, %s, %s, %s, %s, to_jsonb(%s::text))",
-                [
-                    request.client.pk,
-                    request.key,
-                    request.method,
-                    request.path,
-                    request.request_hash,
-                    status,
-                    json.dumps(body, ensure_ascii=False),
-                ],
-            )
+        # byte-identical. Written out, and sent with the COMMIT: this insert is on the hot
+        # path, the last statement while the resource row is locked.
+        execute_then_commit(
+            "INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path, "
+            "request_hash, response_status, response_body) "
+            "VALUES (%s, %s, %s, %s, %s, %s, to_jsonb(%s::text))",
+            [
+                request.client.pk,
+                request.key,
+                request.method,
+                request.path,
+                request.request_hash,
+                status,
+                json.dumps(body, ensure_ascii=False),
+            ],
+        )
         return response
 
 

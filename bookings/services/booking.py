@@ -13,10 +13,9 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connection
 from django.utils.translation import gettext as _
 
-from bookings.locking import in_booking_transaction, local_timeouts
+from bookings.locking import execute_then_commit, in_booking_transaction, local_timeouts
 from bookings.models import ApiClient, Reservation, ReservationSeat
 from bookings.notifications import EMAILED
 from bookings.services.common import (
@@ -111,10 +110,8 @@ def reservation_book(
     params["lock_timeout"], params["statement_timeout"] = local_timeouts()
 
     def book() -> dict[str, Any]:
-        with connection.cursor() as cursor:
-            cursor.execute(BOOK_SQL, params)
-            columns = [column.name for column in cursor.description]
-            outcome = dict(zip(columns, cursor.fetchone(), strict=True))
+        outcome = execute_then_commit(BOOK_SQL, params)
+        assert outcome is not None  # reservo_book returns one row
         if outcome["outcome"] == "booked" or outcome["expired"]:
             _on_commit_invalidate(resource_id)
         return outcome

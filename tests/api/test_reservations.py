@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
 from bookings.api.serializers import ReservationSerializer
@@ -207,6 +209,36 @@ def test_idempotent_create_reservation_query_count(
             RESERVATIONS, {"resource": resource.pk, "quantity": 1}, **{"Idempotency-Key": "q"}
         )
     assert replay.content == response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_statement_under_the_resource_lock_carries_the_commit(book_api: Api) -> None:
+    """The lock is released with the last statement: the booking's own call without a
+    key, the idempotency record's insert with one. What they commit is all there, and
+    the after-commit work (the resource detail's cache) has run."""
+    resource = ResourceFactory(capacity=5)
+    detail = f"/api/v1/resources/{resource.pk}/"
+    assert book_api.get(detail).json()["available"] == 5  # now cached
+
+    body = {"resource": resource.pk, "quantity": 1}
+    with CaptureQueriesContext(connection) as plain:
+        assert book_api.post(RESERVATIONS, body).status_code == 201
+    with CaptureQueriesContext(connection) as keyed:
+        first = book_api.post(RESERVATIONS, body, **{"Idempotency-Key": "k"})
+    assert first.status_code == 201
+
+    def sent(queries: CaptureQueriesContext, table: str) -> list[str]:
+        return [query["sql"] for query in queries.captured_queries if table in query["sql"]]
+
+    (booking,) = sent(plain, "reservo_book")
+    assert booking.endswith("; COMMIT")
+    (record,) = sent(keyed, "INSERT INTO bookings_idempotencyrecord")
+    assert record.endswith("; COMMIT")
+    assert not sent(keyed, "reservo_book(")[0].endswith("COMMIT")  # inside the request's
+    assert Reservation.objects.count() == 2
+    assert book_api.get(detail).json()["available"] == 3
+    replay = book_api.post(RESERVATIONS, body, **{"Idempotency-Key": "k"})
+    assert replay.content == first.content
 
 
 def test_reservation_detail_query_count(

@@ -1,9 +1,11 @@
-"""The SQL migrations (trigger, guards, composite key) are reversible."""
+"""The SQL migrations (trigger, guards, composite key, booking functions) are reversible,
+and the booking functions keep their plans."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from tests.conftest import scalar
 
@@ -26,3 +28,25 @@ def test_counter_trigger_migration_goes_back_and_forth() -> None:
     finally:
         call_command("migrate", verbosity=0)
     assert scalar(OBJECTS) == 5
+
+
+def test_booking_functions_keep_their_plans() -> None:
+    """No function on the booking path is planned again per call: none is LANGUAGE sql
+    (whose body PostgreSQL plans on every call), each uses generic plans."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.proname, l.lanname, p.proconfig FROM pg_proc p"
+            " JOIN pg_language l ON l.oid = p.prolang"
+            " WHERE p.proname LIKE 'reservo%' AND p.proname <> 'reservo_resource_counters_guard'"
+        )
+        rows = {name: (language, config) for name, language, config in cursor.fetchall()}
+    assert set(rows) == {
+        "reservo_book",
+        "reservo_expire_due_holds",
+        "reservo_idempotency_claim",
+        "reservo_outbox_enqueue",
+        "reservo_reservation_counters",
+    }
+    for name, (language, config) in rows.items():
+        assert language == "plpgsql", name
+        assert config == ["plan_cache_mode=force_generic_plan"], name

