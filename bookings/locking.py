@@ -49,7 +49,9 @@ def set_local_timeouts() -> None:
         )
 
 
-def execute_then_commit(sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+def execute_then_commit(
+    sql: str, params: Sequence[Any] | Mapping[str, Any]
+) -> dict[str, Any] | None:
     """Execute `sql` and, in the outermost transaction, its COMMIT in the same round trip;
     returns `sql`'s first row by column name (None if it returns none).
 
