@@ -4,7 +4,8 @@
 -- -D: rid (the hot resource), api_client (the benchmark's API client id). The values the
 -- service computes in Python (candidate references, manage token and its hash) are a
 -- random number here, and a fixed token of the same length.
--- tests/bench checks that these statements still follow the service's.
+-- The service sends its last statement and the COMMIT together, as one query; so does
+-- `\;` here. tests/bench checks that these statements still follow the service's.
 \set ref random(1, 9999999999)
 BEGIN;
 SELECT * FROM reservo_book(
@@ -13,5 +14,4 @@ SELECT * FROM reservo_book(
     '5f0c8a9b1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccd', 'api:bench', true,
     '{held,confirmed,cancelled,expired}'::text[],
     '{"maintenance_mode": false, "maintenance_message": "", "hold_ttl_seconds": 600, "default_max_per_booking": 10}'::jsonb,
-    '2000ms', '5000ms');
-COMMIT;
+    '2000ms', '5000ms') \; COMMIT;

@@ -187,8 +187,8 @@ def markdown(results: Mapping[str, Any]) -> str:
     scenarios = results.get("scenarios", {})
     lines = [
         "| scenario | req/s | p50 ms | p95 ms | p99 ms | requests | errors | oversold | "
-        "app CPU | load gen CPU |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "app CPU | database CPU | load gen CPU |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for name in [n for n in SCENARIO_ORDER if n in scenarios] + sorted(
         set(scenarios) - set(SCENARIO_ORDER)
@@ -199,7 +199,8 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"| {name} | {_cell(s.get('rps'))} | {_cell(s.get('p50_ms'))} | "
             f"{_cell(s.get('p95_ms'))} | {_cell(s.get('p99_ms'))} | {s.get('requests', 0)} | "
             f"{errors} | {_cell(s.get('oversold', '') if name != 'floor_post' else '')} | "
-            f"{_cores(s.get('app_cpu_cores'))} | {_cores(s.get('generator_cpu_cores'))} |"
+            f"{_cores(s.get('app_cpu_cores'))} | {_cores(s.get('database_cpu_cores'))} | "
+            f"{_cores(s.get('generator_cpu_cores'))} |"
         )
     lines += ["", "| goal | target | measured | met |", "|---|---|---:|:---:|"]
     for name, goal in results.get("targets", {}).items():

@@ -37,7 +37,15 @@ from bench import report
 from bench.load import LoadSpec, run_locust, run_pgbench
 from bench.profile import DatabaseWaits
 from bench.report import RoundFigures, Sample
-from bench.server import ROOT, ProcessWatch, Server, free_port, gunicorn_config, run_checked
+from bench.server import (
+    ROOT,
+    ProcessWatch,
+    Server,
+    database_cpu_seconds,
+    free_port,
+    gunicorn_config,
+    run_checked,
+)
 from bench.server import machine_cpu_busy_seconds as machine_cpu
 from reservo import embedded
 
@@ -82,6 +90,7 @@ class RoundResult:
     wall_s: float
     generator_cpu_s: float
     app_cpu_s: float
+    database_cpu_s: float
     machine_busy_s: float
     checks: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -292,6 +301,7 @@ class Bench:
     ) -> RoundResult:
         assert self.watch is not None
         app_before = self.watch.app_cpu_seconds()
+        database_before = database_cpu_seconds()
         busy_before, _total = machine_cpu()
         started = time.monotonic()
         profiler = self._start_profiler(name)
@@ -306,6 +316,7 @@ class Bench:
             wall_s=wall,
             generator_cpu_s=generator_cpu,
             app_cpu_s=max(0.0, self.watch.app_cpu_seconds() - app_before),
+            database_cpu_s=max(0.0, database_cpu_seconds() - database_before),
             machine_busy_s=busy_after - busy_before,
             extra=extra,
         )
@@ -586,6 +597,7 @@ class Bench:
                 {
                     "generator_cpu_cores": round(sum(r.generator_cpu_s for r in rounds) / wall, 2),
                     "app_cpu_cores": round(sum(r.app_cpu_s for r in rounds) / wall, 2),
+                    "database_cpu_cores": round(sum(r.database_cpu_s for r in rounds) / wall, 2),
                     "machine_busy_cores": round(sum(r.machine_busy_s for r in rounds) / wall, 2),
                     "rounds": len(rounds),
                 }

@@ -178,6 +178,25 @@ class ProcessWatch:
         return total
 
 
+def database_cpu_seconds() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL servers: every postmaster and
+    its processes, with those already ended (counted in the postmaster's children times).
+    Zero when the database runs elsewhere."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "ppid", "cpu_times"]):
+        if process.info["name"] not in ("postgres", "postmaster") or not process.info["cpu_times"]:
+            continue
+        times = process.info["cpu_times"]
+        total += times.user + times.system
+        try:
+            is_postmaster = psutil.Process(process.info["ppid"]).name() not in ("postgres",)
+        except psutil.Error:
+            continue
+        if is_postmaster:
+            total += times.children_user + times.children_system
+    return total
+
+
 def machine_cpu_busy_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, every core together."""
     times = psutil.cpu_times()

@@ -20,7 +20,8 @@ TRANSACTION_CONTROL = re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b"
 
 def _shape(sql: str) -> str:
     """A statement with its values blanked, so the service's and pgbench's compare."""
-    sql = " ".join(sql.replace("\\gset", "").split()).rstrip(";")
+    sql = sql.replace("\\gset", "").replace("\\;", ";")
+    sql = " ".join(sql.split()).replace(" ;", ";").rstrip(";")
     if sql.upper().startswith("INSERT"):
         head, _, rest = sql.partition(" VALUES ")
         _, _, returning = rest.partition(" RETURNING ")

@@ -102,6 +102,7 @@ def test_markdown_table_lists_every_scenario_and_goal() -> None:
                 "errors": {"503": 2},
                 "oversold": 0,
                 "app_cpu_cores": 1.2,
+                "database_cpu_cores": 0.3,
                 "generator_cpu_cores": 0.4,
             },
             "floor_post": {"rps": 1500.0, "requests": 9000, "errors": {}},
@@ -115,7 +116,10 @@ def test_markdown_table_lists_every_scenario_and_goal() -> None:
     assert lines.index(next(line for line in lines if line.startswith("| floor_post"))) < (
         lines.index(next(line for line in lines if line.startswith("| hot_book")))
     )
-    assert "| hot_book | 412.3 | 120.0 | 180.5 | 210.0 | 4000 | 503: 2 | 0 | 1.20 | 0.40 |" in table
+    assert (
+        "| hot_book | 412.3 | 120.0 | 180.5 | 210.0 | 4000 | 503: 2 | 0 | 1.20 | 0.30 | 0.40 |"
+        in table
+    )
     hot_vs_floor = next(line for line in lines if line.startswith("| hot_vs_floor"))
     assert hot_vs_floor.startswith("| hot_vs_floor | >= 0.4 | 0.2")
     assert hot_vs_floor.endswith("| **no** |")
