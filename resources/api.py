@@ -17,6 +17,7 @@ from reservo.errors import NotFound, ValidationFailed
 from resources.models import Resource, ResourceKind, ResourceState
 from resources.selectors import (
     availability_of,
+    cached_read_keys,
     resource_represented,
     resources_with_availability,
     seat_map,
@@ -206,10 +207,17 @@ class ResourceDetailView(ApiView):
     serializer_class = ResourceSerializer
     http_method_names = ["get", "patch", "options"]
 
+    def shared_cache_reads(self) -> list[str]:
+        if self.request.method != "GET":
+            return []
+        return cached_read_keys("resource", self.kwargs["resource_id"])
+
     @extend_schema(operation_id="resources_retrieve", responses=ResourceSerializer)
     def get(self, request: Request, resource_id: int) -> Response:
         # Through the versioned cache: exact right after a write (read-your-writes).
-        data = resource_represented(resource_id, lambda r: dict(ResourceSerializer(r).data))
+        data = resource_represented(
+            resource_id, lambda r: dict(ResourceSerializer(r).data), self.prefetched
+        )
         if data is None:
             raise NotFound(_("No such resource."))
         return Response(data)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -84,8 +84,16 @@ def _version_key(resource_id: int) -> str:
     return f"resource-version:{resource_id}"
 
 
+def cached_read_keys(name: str, resource_id: int) -> list[str]:
+    """The shared cache keys a read of `name` for this resource looks up (see `_cached`)."""
+    return [_version_key(resource_id), f"{name}:{resource_id}"]
+
+
 def _cached(
-    name: str, resource_id: int, compute: Callable[[], tuple[T | None, datetime | None]]
+    name: str,
+    resource_id: int,
+    compute: Callable[[], tuple[T | None, datetime | None]],
+    found: Mapping[str, Any] | None = None,
 ) -> T | None:
     """Read through the shared cache for at most RESERVO_AVAILABILITY_CACHE_SECONDS.
 
@@ -96,10 +104,12 @@ def _cached(
     one round trip (MGET), and an entry of another version is a miss: a read that began
     before a commit stores its result under the old version, which no read accepts any
     more, so no stale value outlives an invalidation. A Redis failure is a miss
-    (IGNORE_EXCEPTIONS): the value then comes from PostgreSQL.
+    (IGNORE_EXCEPTIONS): the value then comes from PostgreSQL. `found`: these keys as
+    already read by the caller (the API sends them with its throttle's round trip).
     """
-    version_key, key = _version_key(resource_id), f"{name}:{resource_id}"
-    found = cache.get_many([version_key, key])
+    version_key, key = cached_read_keys(name, resource_id)
+    if found is None:
+        found = cache.get_many([version_key, key])
     version = found.get(version_key, 0)
     entry = found.get(key)
     if isinstance(entry, tuple) and len(entry) == 3:
@@ -129,10 +139,15 @@ def resource_availability(resource_id: int) -> dict[str, int] | None:
     return _cached("availability", resource_id, lambda: _one_resource(resource_id, availability_of))
 
 
-def resource_represented(resource_id: int, represent: Callable[[Resource], T]) -> T | None:
+def resource_represented(
+    resource_id: int,
+    represent: Callable[[Resource], T],
+    found: Mapping[str, Any] | None = None,
+) -> T | None:
     """`represent(resource)` (annotated for `availability_of`) through the shared cache, or
-    None if there is no such resource. Exact right after a write that committed."""
-    return _cached("resource", resource_id, lambda: _one_resource(resource_id, represent))
+    None if there is no such resource. Exact right after a write that committed. `found`:
+    the keys of `cached_read_keys("resource", resource_id)`, if the caller has read them."""
+    return _cached("resource", resource_id, lambda: _one_resource(resource_id, represent), found)
 
 
 def seat_map(resource_id: int) -> list[dict[str, Any]]:

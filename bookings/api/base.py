@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,21 +88,30 @@ class ClientRateThrottle(BaseThrottle):
         limit, period = _parse_rate(rate)
         now = self.clock()
         window = int(now // period)
+        api_view = view if isinstance(view, ApiView) else None
+        reads = api_view.shared_cache_reads() if api_view is not None else []
         try:
-            count = self.count(f"throttle:{scope}:{client.pk}:{window}", expires_in=period + 1)
+            count, found = self.count(
+                f"throttle:{scope}:{client.pk}:{window}", expires_in=period + 1, reads=reads
+            )
         except Exception:  # the cache is down or refused the command: fail open
             logging.getLogger(settings.DJANGO_REDIS_LOGGER).warning(
                 "throttle not applied: the cache did not answer", exc_info=True
             )
             return True
+        if api_view is not None and reads:
+            api_view.prefetched = found
         if count <= limit:
             return True
         self.wait_seconds = period - (now % period)
         return False
 
     @staticmethod
-    def count(key: str, *, expires_in: int) -> int:
-        """This window's count for `key`, this request included."""
+    def count(
+        key: str, *, expires_in: int, reads: Sequence[str] = ()
+    ) -> tuple[int, dict[str, Any]]:
+        """This window's count for `key`, this request included, and the entries of the
+        shared cache keys `reads` that exist, read in the same round trip."""
         redis = cache.client.get_client(write=True)  # type: ignore[attr-defined]
         redis_key = cache.make_key(key)
         # Not a transaction: SET NX only gives a new window's counter its expiry, and
@@ -110,8 +119,16 @@ class ClientRateThrottle(BaseThrottle):
         pipeline = redis.pipeline(transaction=False)
         pipeline.set(redis_key, 0, ex=expires_in, nx=True)
         pipeline.incr(redis_key)
-        _created, count = pipeline.execute()
-        return int(count)
+        if reads:
+            pipeline.mget([cache.make_key(read) for read in reads])
+        _created, count, *values = pipeline.execute()
+        decode = cache.client.decode  # type: ignore[attr-defined]
+        found = {
+            read: decode(value)
+            for read, value in zip(reads, values[0] if values else [], strict=False)
+            if value is not None
+        }
+        return int(count), found
 
     def wait(self) -> float | None:
         return math.ceil(self.wait_seconds) if self.wait_seconds is not None else None
@@ -137,6 +154,13 @@ class ApiView(generics.GenericAPIView):
     renderer_classes = [JSONRenderer]
     required_scopes: dict[str, str] = {}
     throttle_scope = ApiScope.BOOK
+    # What `shared_cache_reads` named, as the throttle read it (None: not read).
+    prefetched: dict[str, Any] | None = None
+
+    def shared_cache_reads(self) -> list[str]:
+        """Shared cache keys the handler is about to read: the throttle sends them with its
+        counter, in one round trip, and leaves them in `prefetched`."""
+        return []
 
     @property
     def client(self) -> ApiClient:

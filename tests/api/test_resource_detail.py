@@ -16,7 +16,7 @@ from tests.factories import ResourceFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_a_cached_detail_costs_two_redis_round_trips_and_no_query(
+def test_a_cached_detail_costs_one_redis_round_trip_and_no_query(
     book_api: Api,
     redis_round_trips: list[bytes],
     django_assert_num_queries: Callable[..., Any],
@@ -28,8 +28,25 @@ def test_a_cached_detail_costs_two_redis_round_trips_and_no_query(
     redis_round_trips.clear()
     with django_assert_num_queries(0):
         assert book_api.get(detail).json() == first
-    # The throttle's count, then the version and the entry read together.
-    assert len(redis_round_trips) == 2
+    # The throttle's count, with the version and the entry read in the same pipeline.
+    assert len(redis_round_trips) == 1
+    sent = b"".join(redis_round_trips[0])
+    assert b"INCR" in sent and b"MGET" in sent
+
+
+def test_without_a_read_throttle_the_detail_reads_the_cache_itself(
+    book_api: Api, redis_round_trips: list[bytes], settings: Any
+) -> None:
+    settings.RESERVO_THROTTLE_RATES = {**settings.RESERVO_THROTTLE_RATES, "read": ""}
+    resource = ResourceFactory(capacity=12)
+    detail = f"/api/v1/resources/{resource.pk}/"
+    first = book_api.get(detail).json()
+
+    redis_round_trips.clear()
+    assert book_api.get(detail).json() == first
+    assert len(redis_round_trips) == 1
+    sent = b"".join(redis_round_trips[0])
+    assert b"MGET" in sent and b"INCR" not in sent
 
 
 def test_a_cache_hit_is_one_redis_round_trip(redis_round_trips: list[bytes]) -> None:
