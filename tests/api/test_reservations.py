@@ -3,16 +3,18 @@ confirm, cancel, analytics."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
-from bookings.api.serializers import ReservationSerializer
+from bookings.api.serializers import ReservationCreateSerializer, ReservationSerializer
 from bookings.models import Reservation, ReservationEvent
 from settings_app.selectors import system_settings
 from tests.api.conftest import Api, problem
@@ -269,3 +271,43 @@ def test_written_out_representation_matches_the_declared_fields(book_api: Api) -
     assert serializer.data == by_fields
     assert list(serializer.data) == list(serializer.fields)
     assert by_fields["cancelled_at"] is not None and by_fields["seats"] == [seat.pk]
+
+
+REQUEST_PAYLOADS: list[Any] = [
+    {"resource": 1, "quantity": 2},
+    {"resource": 1, "seats": [3, 1]},
+    {"resource": 1, "quantity": 1, "hold": True, "customer": {"name": "Ada", "email": "a@b.org"}},
+    {"resource": 0, "quantity": 1},
+    {"resource": "x"},
+    {"resource": 1, "quantity": 1, "seats": [1]},
+    {"resource": 1},
+    {"resource": 1, "seats": []},
+    {"resource": 1, "quantity": 1, "customer": {"email": "not-an-email"}},
+    {"resource": 1, "quantity": 2**31},
+    {"resource": 1, "quantity": 1, "customer": "Ada"},
+    {},
+    [],
+    "text",
+]
+
+
+@pytest.mark.parametrize("payload", REQUEST_PAYLOADS)
+def test_request_fields_built_once_validate_as_drf_copies_them(payload: Any) -> None:
+    """The booking request's fields are shared by every instance; validation must give
+    what DRF gives with its own per-instance copy of the same declared fields."""
+    per_instance = type(
+        "PerInstance",
+        (serializers.Serializer,),
+        {
+            **copy.deepcopy(ReservationCreateSerializer._declared_fields),
+            "validate": ReservationCreateSerializer.validate,
+        },
+    )
+    for _ in range(2):  # the second instance reuses the first one's fields
+        shared = ReservationCreateSerializer(data=payload)
+        reference = per_instance(data=payload)
+        assert shared.is_valid() == reference.is_valid()
+        assert shared.errors == reference.errors
+        if reference.errors == {}:
+            assert shared.validated_data == reference.validated_data
+    assert ReservationCreateSerializer().fields is ReservationCreateSerializer().fields
