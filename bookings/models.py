@@ -76,7 +76,12 @@ class Reservation(models.Model):
     customer_name = models.CharField(_("customer name"), max_length=200, blank=True, default="")
     customer_email = models.EmailField(_("customer email"), blank=True, default="")
     api_client = models.ForeignKey(
-        ApiClient, on_delete=models.PROTECT, null=True, blank=True, related_name="reservations"
+        ApiClient,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reservations",
+        db_index=False,  # reservation_by_client leads with it
     )
     manage_token_hash = models.CharField(max_length=64, editable=False)
 
@@ -133,7 +138,10 @@ class ReservationSeat(models.Model):
     """One seat of one reservation; `active` follows the reservation (set by the trigger)."""
 
     reservation = models.ForeignKey(
-        Reservation, on_delete=models.CASCADE, related_name="seat_links"
+        Reservation,
+        on_delete=models.CASCADE,
+        related_name="seat_links",
+        db_index=False,  # reservation_seat_once leads with it
     )
     seat = models.ForeignKey(Seat, on_delete=models.PROTECT, related_name="reservation_links")
     resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="+")
@@ -154,7 +162,12 @@ class ReservationSeat(models.Model):
 class ReservationEvent(models.Model):
     """Immutable history: one row per transition, written in the transition's transaction."""
 
-    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="events")
+    reservation = models.ForeignKey(
+        Reservation,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,  # event_by_reservation leads with it
+    )
     from_status = models.CharField(max_length=16, blank=True, default="")
     to_status = models.CharField(max_length=16, choices=ReservationStatus.choices)
     actor = models.CharField(max_length=200)
@@ -171,7 +184,12 @@ class ReservationEvent(models.Model):
 class IdempotencyRecord(models.Model):
     """The first response to (client, Idempotency-Key), stored with the effect it records."""
 
-    api_client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+")
+    api_client = models.ForeignKey(
+        ApiClient,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # idempotency_key_unique leads with it
+    )
     key = models.CharField(max_length=255)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=500)
@@ -216,7 +234,12 @@ class OutboxMessage(models.Model):
         DEAD = "dead", _("Dead")
 
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="outbox")
+    reservation = models.ForeignKey(
+        Reservation,
+        on_delete=models.CASCADE,
+        related_name="outbox",
+        db_index=False,  # outbox_once_per_event_and_target leads with it
+    )
     event_type = models.CharField(max_length=40)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     target = models.CharField(max_length=500)
@@ -258,7 +281,12 @@ class OutboxMessage(models.Model):
 class DeliveryAttempt(models.Model):
     """One try at delivering an outbox message: the delivery log shown to staff."""
 
-    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="log")
+    message = models.ForeignKey(
+        OutboxMessage,
+        on_delete=models.CASCADE,
+        related_name="log",
+        db_index=False,  # delivery_by_message leads with it
+    )
     attempt = models.PositiveIntegerField()
     attempted_at = models.DateTimeField(db_default=Now(), editable=False)
     duration_ms = models.PositiveIntegerField(default=0)

@@ -80,7 +80,12 @@ class Resource(models.Model):
 
 
 class Seat(models.Model):
-    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="seats")
+    resource = models.ForeignKey(
+        Resource,
+        on_delete=models.CASCADE,
+        related_name="seats",
+        db_index=False,  # seat_label_unique leads with it
+    )
     label = models.CharField(_("label"), max_length=20)
     row = models.CharField(_("row"), max_length=10, blank=True, default="")
     number = models.PositiveIntegerField(_("number"), null=True, blank=True)

@@ -50,3 +50,25 @@ def test_booking_functions_keep_their_plans() -> None:
     for name, (language, config) in rows.items():
         assert language == "plpgsql", name
         assert config == ["plan_cache_mode=force_generic_plan"], name
+
+
+def test_no_index_of_ours_is_the_start_of_another() -> None:
+    """An index whose columns (and operator classes) begin another index only costs every
+    insert a write: the longer one serves its lookups and foreign-key checks too."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT ic.relname, jc.relname
+              FROM pg_index i
+              JOIN pg_class ic ON ic.oid = i.indexrelid
+              JOIN pg_class t ON t.oid = i.indrelid
+              JOIN pg_index j ON j.indrelid = i.indrelid AND j.indexrelid <> i.indexrelid
+              JOIN pg_class jc ON jc.oid = j.indexrelid
+             WHERE t.relname ~ '^(bookings|resources|settings_app)_'
+               AND NOT i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+               AND j.indpred IS NULL AND j.indexprs IS NULL
+               AND (j.indkey::text || ' ') LIKE (i.indkey::text || ' %%')
+               AND (j.indclass::text || ' ') LIKE (i.indclass::text || ' %%')
+            """
+        )
+        assert cursor.fetchall() == []
