@@ -58,7 +58,7 @@ def test_booking_sql_replays_the_services_statements() -> None:
     assert script == service
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # VACUUM runs outside a transaction
 def test_bulk_fill_adds_history_that_holds_no_places() -> None:
     resource = ResourceFactory(capacity=3)
     for _ in range(2):
@@ -78,6 +78,12 @@ def test_bulk_fill_adds_history_that_holds_no_places() -> None:
     assert checks["rows_match_201"] is True
     assert checks["counters_match_rows"] is True
     assert checks["reconcile_ok"] is True
+    with connection.cursor() as cursor:  # vacuumed, not left to autovacuum
+        cursor.execute(
+            "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables"
+            " WHERE relname = 'bookings_reservation'"
+        )
+        assert cursor.fetchone() == (True,)
 
 
 @pytest.mark.django_db
