@@ -3,6 +3,7 @@ pagination, UTC timestamps and idempotent unsafe methods."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -122,12 +123,12 @@ class ClientRateThrottle(BaseThrottle):
         if reads:
             pipeline.mget([cache.make_key(read) for read in reads])
         _created, count, *values = pipeline.execute()
-        decode = cache.client.decode  # type: ignore[attr-defined]
-        found = {
-            read: decode(value)
-            for read, value in zip(reads, values[0] if values else [], strict=False)
-            if value is not None
-        }
+        found = {}
+        for read, value in zip(reads, values[0] if values else [], strict=False):
+            # An entry this code cannot read (another version's) is a miss.
+            with contextlib.suppress(Exception):
+                if value is not None:
+                    found[read] = cache.client.decode(value)  # type: ignore[attr-defined]
         return int(count), found
 
     def wait(self) -> float | None:

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 
 from bookings.services import Actor, reservation_book
-from resources.selectors import resource_represented
+from resources.selectors import cached_read_keys, resource_represented
 from tests.api.conftest import Api
 from tests.conftest import make_redis_unreachable
 from tests.factories import ResourceFactory
@@ -104,3 +105,14 @@ def test_a_detail_is_read_from_postgresql_when_redis_is_unreachable(
     response = book_api.get(detail)
     assert response.status_code == 200
     assert response.json()["available"] == 9
+
+
+def test_an_unreadable_entry_read_with_the_throttle_is_a_miss(book_api: Api) -> None:
+    resource = ResourceFactory(capacity=12)
+    redis = cache.client.get_client(write=True)  # type: ignore[attr-defined]
+    for key in cached_read_keys("resource", resource.pk):
+        redis.set(cache.make_key(key), b"\x80 not a pickle")
+
+    response = book_api.get(f"/api/v1/resources/{resource.pk}/")
+    assert response.status_code == 200
+    assert response.json()["available"] == 12
