@@ -178,21 +178,24 @@ class ProcessWatch:
         return total
 
 
+POSTGRES_PROCESS_NAMES = ("postgres", "postmaster")
+
+
 def database_cpu_seconds() -> float:
     """CPU seconds used so far by this machine's PostgreSQL servers: every postmaster and
     its processes, with those already ended (counted in the postmaster's children times).
     Zero when the database runs elsewhere."""
     total = 0.0
     for process in psutil.process_iter(["name", "ppid", "cpu_times"]):
-        if process.info["name"] not in ("postgres", "postmaster") or not process.info["cpu_times"]:
-            continue
         times = process.info["cpu_times"]
+        if process.info["name"] not in POSTGRES_PROCESS_NAMES or times is None:
+            continue
         total += times.user + times.system
         try:
-            is_postmaster = psutil.Process(process.info["ppid"]).name() not in ("postgres",)
+            parent = psutil.Process(process.info["ppid"]).name()
         except psutil.Error:
             continue
-        if is_postmaster:
+        if parent not in POSTGRES_PROCESS_NAMES:  # a postmaster: add its ended backends
             total += times.children_user + times.children_system
     return total
 

@@ -44,15 +44,20 @@ def _expired_held_quantity() -> Coalesce:
     return Coalesce(Subquery(expired, output_field=IntegerField()), Value(0))
 
 
-def _next_hold_expiry() -> Subquery:
+def _hold_expiries(**resource: Any) -> QuerySet[Any]:
+    """The expiry times of the resource's unexpired holds (database clock), soonest first."""
     from bookings.models import Reservation, ReservationStatus
 
-    return Subquery(
-        Reservation.objects.filter(resource=OuterRef("pk"), status=ReservationStatus.HELD)
+    return (
+        Reservation.objects.filter(status=ReservationStatus.HELD, **resource)
         .filter(hold_expires_at__gt=RawSQL("clock_timestamp()", []))
         .order_by("hold_expires_at")
-        .values("hold_expires_at")[:1]
+        .values_list("hold_expires_at", flat=True)
     )
+
+
+def _next_hold_expiry() -> Subquery:
+    return Subquery(_hold_expiries(resource=OuterRef("pk"))[:1])
 
 
 def resources_with_availability() -> QuerySet[Resource]:
@@ -156,15 +161,7 @@ def seat_map(resource_id: int) -> list[dict[str, Any]]:
 
 
 def _seat_map_from_db(resource_id: int) -> tuple[list[dict[str, Any]], datetime | None]:
-    from bookings.models import Reservation, ReservationStatus
-
-    next_hold_expiry = (
-        Reservation.objects.filter(resource_id=resource_id, status=ReservationStatus.HELD)
-        .filter(hold_expires_at__gt=RawSQL("clock_timestamp()", []))
-        .order_by("hold_expires_at")
-        .values_list("hold_expires_at", flat=True)
-        .first()
-    )
+    next_hold_expiry = _hold_expiries(resource_id=resource_id).first()
     seats = Seat.objects.filter(resource_id=resource_id).order_by("row", "number", "label", "id")
     status_sql = """
         SELECT CASE WHEN r.status = 'confirmed' THEN 'booked' ELSE 'held' END

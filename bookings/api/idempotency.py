@@ -148,8 +148,9 @@ def idempotent_execute(
     """Run `execute` (returning status and JSON body) at most once for this client and
     key, or replay what it returned the first time.
 
-    `execute` runs inside this transaction; the services it calls run as savepoints, so
-    serialization failures and deadlocks are retried here, from the top.
+    `execute` runs inside this transaction (the services it calls are nested in it, and
+    cannot retry on their own), so serialization failures and deadlocks are retried here,
+    from the top. The record goes with the COMMIT (`execute_then_commit`).
     """
     try:
         return retrying_conflicts(lambda: _attempt(request, execute), also=_recorded_meanwhile)

@@ -20,7 +20,18 @@ benchmark's first round, on a freshly emptied database, shows it.
 
 from django.db import migrations
 
-FORWARD = r"""
+FUNCTIONS = [
+    "reservo_outbox_enqueue(bigint[], text[], text[])",
+    "reservo_expire_due_holds(bigint, text, text[])",
+    "reservo_idempotency_claim(bigint, text, text, text)",
+    "reservo_book(bigint, integer, bigint[], boolean, text[], text, text, bigint, text, text,"
+    " text, boolean, text[], jsonb, text, text)",
+    "reservo_reservation_counters()",
+]
+
+# Re-creates reservo_outbox_enqueue in :language, with the body :body (an expression of
+# `statement`, its current body).
+OUTBOX_ENQUEUE_AS = r"""
 DO $do$
 DECLARE
     statement text := (SELECT prosrc FROM pg_proc
@@ -28,43 +39,22 @@ DECLARE
 BEGIN
     EXECUTE format('CREATE OR REPLACE FUNCTION reservo_outbox_enqueue('
                    'p_ids bigint[], p_tokens text[], p_emailed text[]) '
-                   'RETURNS void LANGUAGE plpgsql AS %L', 'BEGIN' || statement || '; END');
-END
-$do$;
-
-ALTER FUNCTION reservo_outbox_enqueue(bigint[], text[], text[])
-    SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION reservo_expire_due_holds(bigint, text, text[])
-    SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION reservo_idempotency_claim(bigint, text, text, text)
-    SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION reservo_book(bigint, integer, bigint[], boolean, text[], text, text, bigint, text,
-                            text, text, boolean, text[], jsonb, text, text)
-    SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION reservo_reservation_counters() SET plan_cache_mode = force_generic_plan;
-"""
-
-BACKWARD = r"""
-ALTER FUNCTION reservo_reservation_counters() RESET plan_cache_mode;
-ALTER FUNCTION reservo_book(bigint, integer, bigint[], boolean, text[], text, text, bigint, text,
-                            text, text, boolean, text[], jsonb, text, text)
-    RESET plan_cache_mode;
-ALTER FUNCTION reservo_idempotency_claim(bigint, text, text, text) RESET plan_cache_mode;
-ALTER FUNCTION reservo_expire_due_holds(bigint, text, text[]) RESET plan_cache_mode;
-ALTER FUNCTION reservo_outbox_enqueue(bigint[], text[], text[]) RESET plan_cache_mode;
-
-DO $do$
-DECLARE
-    statement text := (SELECT prosrc FROM pg_proc
-                        WHERE oid = 'reservo_outbox_enqueue(bigint[], text[], text[])'::regprocedure);
-BEGIN
-    EXECUTE format('CREATE OR REPLACE FUNCTION reservo_outbox_enqueue('
-                   'p_ids bigint[], p_tokens text[], p_emailed text[]) '
-                   'RETURNS void LANGUAGE sql AS %L',
-                   regexp_replace(statement, '^BEGIN(.*); END$', '\1'));
+                   'RETURNS void LANGUAGE :language AS %L', :body);
 END
 $do$;
 """
+
+FORWARD = OUTBOX_ENQUEUE_AS.replace(":language", "plpgsql").replace(
+    ":body", "'BEGIN' || statement || '; END'"
+) + "".join(
+    f"ALTER FUNCTION {function} SET plan_cache_mode = force_generic_plan;\n"
+    for function in FUNCTIONS
+)
+BACKWARD = "".join(
+    f"ALTER FUNCTION {function} RESET plan_cache_mode;\n" for function in FUNCTIONS
+) + OUTBOX_ENQUEUE_AS.replace(":language", "sql").replace(
+    ":body", r"regexp_replace(statement, '^BEGIN(.*); END$', '\1')"
+)
 
 
 class Migration(migrations.Migration):
