@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from psycopg import pq
+from psycopg.rows import dict_row
 
 from reservo.errors import (
     RETRYABLE_SQLSTATES,
@@ -68,12 +70,15 @@ def execute_then_commit(
         outermost = len(connection.atomic_blocks) == 1 and isinstance(
             cursor.cursor, psycopg.ClientCursor
         )
+        # Names straight from the result: `description` builds a Column object (with a
+        # type lookup) per column on every access.
+        cursor.cursor.row_factory = dict_row
         cursor.execute(f"{sql}; COMMIT" if outermost else sql, params)
-        if cursor.description is None:
+        result = cursor.cursor.pgresult
+        if result is None or result.status != pq.ExecStatus.TUPLES_OK:
             return None
-        row = cursor.fetchone()
-        columns = [column.name for column in cursor.description]
-    return dict(zip(columns, row, strict=True)) if row is not None else None
+        row: dict[str, Any] | None = cursor.fetchone()
+        return row
 
 
 def is_retryable_conflict(error: BaseException) -> bool:

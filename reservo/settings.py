@@ -119,7 +119,8 @@ RESERVO_SERIALIZATION_RETRIES = env.int("RESERVO_SERIALIZATION_RETRIES", default
 RESERVO_PGBOUNCER = env.bool("RESERVO_PGBOUNCER", default=False)
 
 _database = env.db_url_config(DATABASE_URL)
-_database["ENGINE"] = "django.db.backends.postgresql"
+# Django's PostgreSQL backend; its health check sends no `SELECT 1` (reservo/db/base.py).
+_database["ENGINE"] = "reservo.db"
 _database["CONN_MAX_AGE"] = env.int("RESERVO_CONN_MAX_AGE", default=60)
 _database["CONN_HEALTH_CHECKS"] = True
 _database["DISABLE_SERVER_SIDE_CURSORS"] = RESERVO_PGBOUNCER

@@ -19,6 +19,7 @@ from django.db import connection, connections
 from django.test import override_settings
 
 from bookings.services import Actor
+from settings_app import selectors as settings_selectors
 from settings_app.models import SystemSettings
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
@@ -26,9 +27,11 @@ CUSTOMER = Actor("customer")
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache() -> Iterator[None]:
+def _clear_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Only this run's keys (RESERVO_CACHE_PREFIX): a FLUSHDB would wipe other runs sharing Redis.
     cache.delete_pattern("*")  # type: ignore[attr-defined]
+    # And this process's copy of the settings, which outlives a test by up to half a second.
+    monkeypatch.setattr(settings_selectors, "_remembered", None)
     yield
     cache.delete_pattern("*")  # type: ignore[attr-defined]
 

@@ -1,14 +1,17 @@
 """Faults around the booking transaction: lock waits are bounded, a killed connection leaves
-nothing behind, and the next request recovers."""
+nothing behind, and the next request recovers; a connection the server ended between
+requests is replaced before the next one uses it."""
 
 from __future__ import annotations
 
+import select
 import threading
 import time
+from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, close_old_connections, connection, transaction
 
 from bookings.locking import set_local_timeouts
 from bookings.models import Reservation, ReservationEvent
@@ -125,3 +128,88 @@ def test_timeouts_are_set_for_the_booking_transaction_only(settings) -> None:  #
     assert setting_ms("idle_in_transaction_session_timeout") == (
         settings.RESERVO_IDLE_IN_TRANSACTION_TIMEOUT_MS
     )
+
+
+# Health check between requests ---------------------------------------------------------
+
+
+def backend_pid() -> int:
+    connection.ensure_connection()
+    return int(connection.connection.info.backend_pid)
+
+
+def end_backend(pid: int) -> None:
+    """What a database restart does to each connection: FATAL message, socket closed."""
+    with outside_connection() as admin:
+        admin.autocommit = True
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            assert time.monotonic() < deadline, "the backend did not end"
+            time.sleep(0.01)
+
+
+def test_a_connection_the_server_ended_between_requests_is_replaced_before_use() -> None:
+    pid = backend_pid()
+    end_backend(pid)
+    close_old_connections()  # what every request starts with
+    assert scalar("SELECT pg_backend_pid()") != pid
+
+
+def test_without_the_health_check_that_request_would_fail(monkeypatch: Any) -> None:
+    # Negative control for the test above.
+    monkeypatch.setattr(connection, "health_check_enabled", False)
+    end_backend(backend_pid())
+    close_old_connections()
+    try:
+        with pytest.raises(OperationalError):
+            scalar("SELECT pg_backend_pid()")
+    finally:
+        connection.close()
+
+
+class CountingCursors:
+    """Counts the cursors opened on the wrapped psycopg connection."""
+
+    def __init__(self, psycopg_connection: psycopg.Connection) -> None:
+        self.opened = 0
+        self._cursor = psycopg_connection.cursor
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.opened += 1
+        return self._cursor(*args, **kwargs)
+
+
+def test_a_live_idle_connection_passes_the_check_without_a_query(monkeypatch: Any) -> None:
+    pid = backend_pid()
+    cursors = CountingCursors(connection.connection)
+    monkeypatch.setattr(connection.connection, "cursor", cursors)
+    close_old_connections()
+    connection.close_if_health_check_failed()
+    assert connection.connection is not None and connection.health_check_done
+    assert cursors.opened == 0
+    monkeypatch.undo()
+    assert scalar("SELECT pg_backend_pid()") == pid
+
+
+def test_a_live_connection_with_something_to_read_gets_the_full_check_and_is_kept(
+    monkeypatch: Any,
+) -> None:
+    pid = backend_pid()
+    with connection.cursor() as cursor:
+        cursor.execute("LISTEN reservo_health_check_test")
+    with outside_connection() as other:
+        other.autocommit = True
+        other.execute("NOTIFY reservo_health_check_test")
+    poller = select.poll()
+    poller.register(connection.connection.pgconn.socket, select.POLLIN)
+    assert poller.poll(5000), "the notification never arrived"
+    cursors = CountingCursors(connection.connection)
+    monkeypatch.setattr(connection.connection, "cursor", cursors)
+    close_old_connections()
+    connection.close_if_health_check_failed()
+    assert cursors.opened == 1  # Django's own SELECT 1
+    monkeypatch.undo()
+    assert scalar("SELECT pg_backend_pid()") == pid
+    with connection.cursor() as cursor:
+        cursor.execute("UNLISTEN *")

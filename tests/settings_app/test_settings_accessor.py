@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.test import override_settings
 
 from reservo.errors import ValidationFailed
+from settings_app import selectors
 from settings_app.models import SystemSettings
 from settings_app.selectors import CACHE_KEY, CACHE_SECONDS, system_settings
 from settings_app.services import system_settings_update
@@ -31,11 +33,37 @@ DEAD_REDIS = {
 }
 
 
-def test_cache_entry_lives_at_most_one_second() -> None:
-    assert CACHE_SECONDS <= 1
+def later_than_this_process_remembers(monkeypatch: pytest.MonkeyPatch) -> None:
+    later = time.monotonic() + selectors.PROCESS_SECONDS + 0.01
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: later)
+
+
+def test_a_change_reaches_every_process_within_a_second() -> None:
+    # The shared entry lives CACHE_SECONDS; a process's copy of it PROCESS_SECONDS more.
+    assert CACHE_SECONDS + selectors.PROCESS_SECONDS <= 1
     system_settings()
-    ttl = cache.ttl(CACHE_KEY)  # type: ignore[attr-defined]
-    assert ttl is not None and 0 < ttl <= 1
+    ttl_ms = cache.pttl(CACHE_KEY)  # type: ignore[attr-defined]
+    assert ttl_ms is not None and 0 < ttl_ms <= CACHE_SECONDS * 1000
+
+
+def test_a_process_reads_the_shared_cache_at_most_every_half_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert system_settings().maintenance_mode is False
+    # Another instance switched maintenance on and wrote it through.
+    cache.set(CACHE_KEY, {**cache.get(CACHE_KEY), "maintenance_mode": True}, timeout=1)
+    assert system_settings().maintenance_mode is False
+    later_than_this_process_remembers(monkeypatch)
+    assert system_settings().maintenance_mode is True
+
+
+def test_a_change_made_in_this_process_is_seen_here_at_once(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    assert system_settings().maintenance_mode is False
+    with django_capture_on_commit_callbacks(execute=True):
+        system_settings_update(maintenance_mode=True)
+    assert system_settings().maintenance_mode is True
 
 
 def test_reads_database_on_miss_and_fills_the_shared_cache() -> None:
@@ -93,7 +121,9 @@ def test_rolled_back_update_never_reaches_the_cache(
     assert SystemSettings.objects.get().maintenance_mode is False
 
 
-def test_redis_unreachable_reads_postgresql_never_a_default() -> None:
+def test_redis_unreachable_reads_postgresql_never_a_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     SystemSettings.objects.update(maintenance_mode=True, hold_ttl_seconds=120)
     with override_settings(CACHES=DEAD_REDIS):
         assert cache.get(CACHE_KEY) is None  # the broken cache reports a miss
@@ -101,6 +131,7 @@ def test_redis_unreachable_reads_postgresql_never_a_default() -> None:
         assert current.maintenance_mode is True
         assert current.hold_ttl_seconds == 120
         SystemSettings.objects.update(maintenance_mode=False)
+        later_than_this_process_remembers(monkeypatch)
         assert system_settings().maintenance_mode is False
 
 
