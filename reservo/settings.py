@@ -45,7 +45,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "reservo.languages.UnprefixedLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before CSRF: a booking form posted during maintenance gets the maintenance page.
     "settings_app.middleware.MaintenanceMiddleware",

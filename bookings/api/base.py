@@ -7,7 +7,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,8 +15,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from rest_framework import generics, serializers
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -141,6 +142,29 @@ def _parse_rate(rate: str) -> tuple[int, int]:
     return int(count), period
 
 
+class JsonFirstNegotiation(DefaultContentNegotiation):
+    """DRF's content negotiation, with the usual request answered first: no query string
+    (so no `?format=`), and an Accept header that is absent, `*/*` or exactly the first
+    renderer's type, gets that renderer without the header and the query string being
+    parsed. Every other request is negotiated by DRF, as before."""
+
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
+        if renderers and format_suffix is None and not request.META.get("QUERY_STRING"):
+            first = renderers[0]
+            if request.META.get("HTTP_ACCEPT", "*/*") in ("*/*", first.media_type):
+                return first, first.media_type
+        selected: tuple[BaseRenderer, str] = super().select_renderer(
+            request, renderers, format_suffix
+        )
+        return selected
+
+
 class ApiView(generics.GenericAPIView):
     """Base of every /api/v1/ view.
 
@@ -153,6 +177,7 @@ class ApiView(generics.GenericAPIView):
     throttle_classes = [ClientRateThrottle]
     pagination_class: type[ApiPagination] | None = ApiPagination
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonFirstNegotiation
     required_scopes: dict[str, str] = {}
     throttle_scope = ApiScope.BOOK
     # What `shared_cache_reads` named, as the throttle read it (None: not read).
