@@ -186,9 +186,9 @@ def _cell(value: Any) -> str:
 def markdown(results: Mapping[str, Any]) -> str:
     scenarios = results.get("scenarios", {})
     lines = [
-        "| scenario | req/s | p50 ms | p95 ms | p99 ms | requests | errors | oversold | "
-        "app CPU | database CPU | load gen CPU |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| scenario | req/s | by round | p50 ms | p95 ms | p99 ms | requests | errors | "
+        "oversold | app CPU | database CPU | load gen CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for name in [n for n in SCENARIO_ORDER if n in scenarios] + sorted(
         set(scenarios) - set(SCENARIO_ORDER)
@@ -196,7 +196,8 @@ def markdown(results: Mapping[str, Any]) -> str:
         s = scenarios[name]
         errors = ", ".join(f"{k}: {v}" for k, v in s.get("errors", {}).items()) or "0"
         lines.append(
-            f"| {name} | {_cell(s.get('rps'))} | {_cell(s.get('p50_ms'))} | "
+            f"| {name} | {_cell(s.get('rps'))} | {_by_round(s.get('rounds_rps'))} | "
+            f"{_cell(s.get('p50_ms'))} | "
             f"{_cell(s.get('p95_ms'))} | {_cell(s.get('p99_ms'))} | {s.get('requests', 0)} | "
             f"{errors} | {_cell(s.get('oversold', '') if name != 'floor_post' else '')} | "
             f"{_cores(s.get('app_cpu_cores'))} | {_cores(s.get('database_cpu_cores'))} | "
@@ -222,6 +223,11 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"{results.get('rounds', '?')} round(s), {_cell(results.get('duration_s'))} s.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _by_round(values: Sequence[float] | None) -> str:
+    """Each round's req/s: a first round unlike the others shows (cold caches, plans)."""
+    return " / ".join(f"{value:,.0f}" for value in values) if values else "-"
 
 
 def _cores(value: float | None) -> str:

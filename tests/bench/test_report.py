@@ -95,6 +95,7 @@ def test_markdown_table_lists_every_scenario_and_goal() -> None:
         "scenarios": {
             "hot_book": {
                 "rps": 412.3,
+                "rounds_rps": [352.5, 1430.0, 454.4],
                 "p50_ms": 120.0,
                 "p95_ms": 180.5,
                 "p99_ms": 210.0,
@@ -117,8 +118,8 @@ def test_markdown_table_lists_every_scenario_and_goal() -> None:
         lines.index(next(line for line in lines if line.startswith("| hot_book")))
     )
     assert (
-        "| hot_book | 412.3 | 120.0 | 180.5 | 210.0 | 4000 | 503: 2 | 0 | 1.20 | 0.30 | 0.40 |"
-        in table
+        "| hot_book | 412.3 | 352 / 1,430 / 454 | 120.0 | 180.5 | 210.0 | 4000 | 503: 2 | 0 "
+        "| 1.20 | 0.30 | 0.40 |" in table
     )
     hot_vs_floor = next(line for line in lines if line.startswith("| hot_vs_floor"))
     assert hot_vs_floor.startswith("| hot_vs_floor | >= 0.4 | 0.2")
