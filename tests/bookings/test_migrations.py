@@ -1,5 +1,5 @@
-"""The SQL migrations (trigger, guards, composite key, booking functions) are reversible,
-and the booking functions keep their plans."""
+"""The SQL migrations (trigger, guards, composite key, booking functions, the outbox's
+guard) are reversible, and the booking functions keep their plans."""
 
 from __future__ import annotations
 
@@ -50,6 +50,33 @@ def test_booking_functions_keep_their_plans() -> None:
     for name, (language, config) in rows.items():
         assert language == "plpgsql", name
         assert config == ["plan_cache_mode=force_generic_plan"], name
+
+
+OUTBOX_FUNCTION = (
+    "SELECT prosrc, proconfig FROM pg_proc"
+    " WHERE oid = 'reservo_outbox_enqueue(bigint[], text[], text[])'::regprocedure"
+)
+
+
+def test_outbox_guard_goes_back_and_forth_around_the_same_statement() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(OUTBOX_FUNCTION)
+        guarded, settings = cursor.fetchone()
+    assert guarded.startswith("BEGIN IF EXISTS (") and guarded.endswith("; END IF; END")
+    call_command("migrate", "bookings", "0006", verbosity=0)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(OUTBOX_FUNCTION)
+            plain, plain_settings = cursor.fetchone()
+    finally:
+        call_command("migrate", verbosity=0)
+    assert plain.startswith("BEGIN\nWITH changed AS (") and plain.endswith("; END")
+    assert plain_settings == settings == ["plan_cache_mode=force_generic_plan"]
+    statement = plain.removeprefix("BEGIN").removesuffix("; END")
+    assert statement in guarded
+    with connection.cursor() as cursor:
+        cursor.execute(OUTBOX_FUNCTION)
+        assert cursor.fetchone()[0] == guarded
 
 
 def test_no_index_of_ours_is_the_start_of_another() -> None:
