@@ -44,12 +44,11 @@ END
 $do$;
 """
 
+KEEP_PLANS = "ALTER FUNCTION {function} SET plan_cache_mode = force_generic_plan;\n"
+
 FORWARD = OUTBOX_ENQUEUE_AS.replace(":language", "plpgsql").replace(
     ":body", "'BEGIN' || statement || '; END'"
-) + "".join(
-    f"ALTER FUNCTION {function} SET plan_cache_mode = force_generic_plan;\n"
-    for function in FUNCTIONS
-)
+) + "".join(KEEP_PLANS.format(function=function) for function in FUNCTIONS)
 BACKWARD = "".join(
     f"ALTER FUNCTION {function} RESET plan_cache_mode;\n" for function in FUNCTIONS
 ) + OUTBOX_ENQUEUE_AS.replace(":language", "sql").replace(

@@ -5,22 +5,32 @@ row's and seats' reservation, the idempotency record's api_client)."""
 import django.db.models.deletion
 from django.db import migrations, models
 
-DROP = """
-DROP INDEX IF EXISTS "bookings_deliveryattempt_message_id_f6b1a153";
-DROP INDEX IF EXISTS "bookings_idempotencyrecord_api_client_id_a1acb938";
-DROP INDEX IF EXISTS "bookings_outboxmessage_reservation_id_f3f8bb03";
-DROP INDEX IF EXISTS "bookings_reservation_api_client_id_a3d1290f";
-DROP INDEX IF EXISTS "bookings_reservationevent_reservation_id_0ef9f77b";
-DROP INDEX IF EXISTS "bookings_reservationseat_reservation_id_ea98c2cb";
-"""
-CREATE = """
-CREATE INDEX IF NOT EXISTS "bookings_deliveryattempt_message_id_f6b1a153" ON "bookings_deliveryattempt" ("message_id");
-CREATE INDEX IF NOT EXISTS "bookings_idempotencyrecord_api_client_id_a1acb938" ON "bookings_idempotencyrecord" ("api_client_id");
-CREATE INDEX IF NOT EXISTS "bookings_outboxmessage_reservation_id_f3f8bb03" ON "bookings_outboxmessage" ("reservation_id");
-CREATE INDEX IF NOT EXISTS "bookings_reservation_api_client_id_a3d1290f" ON "bookings_reservation" ("api_client_id");
-CREATE INDEX IF NOT EXISTS "bookings_reservationevent_reservation_id_0ef9f77b" ON "bookings_reservationevent" ("reservation_id");
-CREATE INDEX IF NOT EXISTS "bookings_reservationseat_reservation_id_ea98c2cb" ON "bookings_reservationseat" ("reservation_id");
-"""
+# (index, table, column): each foreign key's own index, which Django created.
+INDEXES = [
+    ("bookings_deliveryattempt_message_id_f6b1a153", "bookings_deliveryattempt", "message_id"),
+    (
+        "bookings_idempotencyrecord_api_client_id_a1acb938",
+        "bookings_idempotencyrecord",
+        "api_client_id",
+    ),
+    ("bookings_outboxmessage_reservation_id_f3f8bb03", "bookings_outboxmessage", "reservation_id"),
+    ("bookings_reservation_api_client_id_a3d1290f", "bookings_reservation", "api_client_id"),
+    (
+        "bookings_reservationevent_reservation_id_0ef9f77b",
+        "bookings_reservationevent",
+        "reservation_id",
+    ),
+    (
+        "bookings_reservationseat_reservation_id_ea98c2cb",
+        "bookings_reservationseat",
+        "reservation_id",
+    ),
+]
+DROP = "".join(f'DROP INDEX IF EXISTS "{index}";\n' for index, _table, _column in INDEXES)
+CREATE = "".join(
+    f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("{column}");\n'
+    for index, table, column in INDEXES
+)
 
 
 class Migration(migrations.Migration):

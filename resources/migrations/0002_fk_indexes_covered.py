@@ -3,12 +3,15 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-DROP = """
-DROP INDEX IF EXISTS "resources_seat_resource_id_6a502920";
-"""
-CREATE = """
-CREATE INDEX IF NOT EXISTS "resources_seat_resource_id_6a502920" ON "resources_seat" ("resource_id");
-"""
+# (index, table, column): each foreign key's own index, which Django created.
+INDEXES = [
+    ("resources_seat_resource_id_6a502920", "resources_seat", "resource_id"),
+]
+DROP = "".join(f'DROP INDEX IF EXISTS "{index}";\n' for index, _table, _column in INDEXES)
+CREATE = "".join(
+    f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("{column}");\n'
+    for index, table, column in INDEXES
+)
 
 
 class Migration(migrations.Migration):
