@@ -1,5 +1,5 @@
 """The SQL migrations (trigger, guards, composite key, booking functions, the outbox's
-guard) are reversible, and the booking functions keep their plans."""
+guard, index plans) are reversible, and the booking functions keep their plans."""
 
 from __future__ import annotations
 
@@ -30,9 +30,13 @@ def test_counter_trigger_migration_goes_back_and_forth() -> None:
     assert scalar(OBJECTS) == 5
 
 
+BOOKING_PATH_SETTINGS = ["plan_cache_mode=force_generic_plan", "enable_seqscan=off"]
+
+
 def test_booking_functions_keep_their_plans() -> None:
     """No function on the booking path is planned again per call: none is LANGUAGE sql
-    (whose body PostgreSQL plans on every call), each uses generic plans."""
+    (whose body PostgreSQL plans on every call), each uses generic plans, made with index
+    scans whatever the tables' size then (0008)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT p.proname, l.lanname, p.proconfig FROM pg_proc p"
@@ -49,7 +53,7 @@ def test_booking_functions_keep_their_plans() -> None:
     }
     for name, (language, config) in rows.items():
         assert language == "plpgsql", name
-        assert config == ["plan_cache_mode=force_generic_plan"], name
+        assert config == BOOKING_PATH_SETTINGS, name
 
 
 OUTBOX_FUNCTION = (
@@ -71,12 +75,42 @@ def test_outbox_guard_goes_back_and_forth_around_the_same_statement() -> None:
     finally:
         call_command("migrate", verbosity=0)
     assert plain.startswith("BEGIN\nWITH changed AS (") and plain.endswith("; END")
-    assert plain_settings == settings == ["plan_cache_mode=force_generic_plan"]
+    assert plain_settings == ["plan_cache_mode=force_generic_plan"]
     statement = plain.removeprefix("BEGIN").removesuffix("; END")
     assert statement in guarded
     with connection.cursor() as cursor:
         cursor.execute(OUTBOX_FUNCTION)
-        assert cursor.fetchone()[0] == guarded
+        assert cursor.fetchone() == (guarded, settings)
+
+
+DEFERRABLE_FOREIGN_KEYS = """
+    SELECT conrelid::regclass::text, condeferrable FROM pg_constraint
+     WHERE contype = 'f' AND conrelid::regclass::text IN
+           ('bookings_reservation', 'bookings_reservationevent', 'bookings_reservationseat',
+            'bookings_outboxmessage')
+"""
+
+
+def foreign_keys_deferrable() -> list[bool]:
+    with connection.cursor() as cursor:
+        cursor.execute(DEFERRABLE_FOREIGN_KEYS)
+        return [deferrable for _table, deferrable in cursor.fetchall()]
+
+
+def test_the_booking_functions_rows_have_their_foreign_keys_checked_at_once() -> None:
+    """Checked inside the booking functions, under their settings, not at COMMIT (0008).
+    Going back restores Django's deferred checks and the functions' settings."""
+    immediate = foreign_keys_deferrable()
+    assert len(immediate) == 8 and not any(immediate)
+    call_command("migrate", "bookings", "0007", verbosity=0)
+    try:
+        assert all(foreign_keys_deferrable())
+        assert scalar(OUTBOX_FUNCTION.replace("prosrc, ", "")) == [
+            "plan_cache_mode=force_generic_plan"
+        ]
+    finally:
+        call_command("migrate", verbosity=0)
+    assert foreign_keys_deferrable() == immediate
 
 
 def test_no_index_of_ours_is_the_start_of_another() -> None:
