@@ -7,7 +7,7 @@ installation, the first big sale ran every booking through four sequential scans
 tables growing by one row per booking (reservations: the due-hold expiry, the outbox
 guard, the history row's foreign-key check; idempotency records: the claim), until
 autovacuum analysed them again, a minute later. Benchmark sessions on freshly emptied,
-analysed tables read 1 to 3 million rows per 2,000 bookings this way.
+analysed tables read millions of rows per 2,000 bookings this way.
 
 - The booking functions run with `enable_seqscan = off`: each of their statements finds
   its rows by key or by a partial index, so an index plan is the right one at any size;

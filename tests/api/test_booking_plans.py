@@ -40,7 +40,7 @@ def test_a_session_planned_on_small_tables_books_without_scanning_them(book_api:
         )
         assert response.status_code == 201, response.content
 
-    book()  # a history row to check the foreign key of, before the analysis
+    book()  # a young installation's first rows, then its tables are analysed
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {', '.join(GROWING)}")
     # A new session: it plans the booking path now, on tables analysed with a row or two.

@@ -83,8 +83,8 @@ def test_outbox_guard_goes_back_and_forth_around_the_same_statement() -> None:
         assert cursor.fetchone() == (guarded, settings)
 
 
-DEFERRABLE_FOREIGN_KEYS = """
-    SELECT conrelid::regclass::text, condeferrable FROM pg_constraint
+FOREIGN_KEYS_DEFERRABLE = """
+    SELECT condeferrable FROM pg_constraint
      WHERE contype = 'f' AND conrelid::regclass::text IN
            ('bookings_reservation', 'bookings_reservationevent', 'bookings_reservationseat',
             'bookings_outboxmessage')
@@ -93,8 +93,8 @@ DEFERRABLE_FOREIGN_KEYS = """
 
 def foreign_keys_deferrable() -> list[bool]:
     with connection.cursor() as cursor:
-        cursor.execute(DEFERRABLE_FOREIGN_KEYS)
-        return [deferrable for _table, deferrable in cursor.fetchall()]
+        cursor.execute(FOREIGN_KEYS_DEFERRABLE)
+        return [deferrable for (deferrable,) in cursor.fetchall()]
 
 
 def test_the_booking_functions_rows_have_their_foreign_keys_checked_at_once() -> None:
