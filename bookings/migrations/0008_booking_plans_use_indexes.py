@@ -33,7 +33,7 @@ TABLES = (
     "bookings_outboxmessage",
 )
 
-# Sets the foreign keys of TABLES that are :from to :to.
+# Sets the foreign keys of TABLES (:tables) that are :from to :to.
 FOREIGN_KEYS = """
 DO $do$
 DECLARE
@@ -41,13 +41,13 @@ DECLARE
 BEGIN
     FOR fk IN SELECT conname, conrelid::regclass AS tbl FROM pg_constraint
                WHERE contype = 'f' AND condeferrable = :from
-                 AND conrelid::regclass::text IN ({tables})
+                 AND conrelid::regclass::text IN (:tables)
     LOOP
         EXECUTE format('ALTER TABLE %s ALTER CONSTRAINT %I :to', fk.tbl, fk.conname);
     END LOOP;
 END
 $do$;
-""".replace("{tables}", ", ".join(f"'{table}'" for table in TABLES))
+""".replace(":tables", ", ".join(f"'{table}'" for table in TABLES))
 
 FORWARD = "".join(
     f"ALTER FUNCTION {function} SET enable_seqscan = off;\n" for function in plans.FUNCTIONS
