@@ -4,11 +4,10 @@
 -- -D: rid (the hot resource), api_client (the benchmark's API client id). The values the
 -- service computes in Python (candidate references, manage token and its hash) are a
 -- random number here, and a fixed token of the same length.
--- The service sends its last statement and the COMMIT together, as one query; so does
+-- The service sends the BEGIN, its statement and the COMMIT together, as one query; so does
 -- `\;` here. tests/bench checks that these statements still follow the service's.
 \set ref random(1, 9999999999)
-BEGIN;
-SELECT * FROM reservo_book(
+BEGIN ISOLATION LEVEL READ COMMITTED \; SELECT * FROM reservo_book(
     :rid, 1, NULL::bigint[], false, '{RSV-A:ref,RSV-B:ref,RSV-C:ref}'::text[], '', '', :api_client,
     'R1a0-d2shMEeMINVzeloOpqnzW22Mxk2',
     '5f0c8a9b1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccd', 'api:bench', true,

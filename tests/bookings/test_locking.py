@@ -109,7 +109,12 @@ def test_the_outermost_transaction_commits_with_its_last_statement() -> None:
         assert committed == []  # on_commit callbacks still run when the block ends
 
     assert row == {"note": "first"}
-    assert sent(queries) == ["INSERT INTO probe VALUES (1, 'first') RETURNING note; COMMIT"]
+    # The first statement also carries the BEGIN (reservo/db): the whole transaction is one
+    # round trip.
+    assert sent(queries) == [
+        "BEGIN ISOLATION LEVEL READ COMMITTED; "
+        "INSERT INTO probe VALUES (1, 'first') RETURNING note; COMMIT"
+    ]
     assert committed == ["hook"]
     assert probe_notes() == ["first"]
 
