@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -81,14 +81,19 @@ def execute_then_commit(
         return row
 
 
-def is_retryable_conflict(error: BaseException) -> bool:
-    """A serialization failure or deadlock, itself or as the cause of a domain error."""
+def caused_by(error: BaseException, sqlstates: Collection[str]) -> bool:
+    """Whether `error`, or an error it was raised from, has one of these SQLSTATEs."""
     cause: BaseException | None = error
     while cause is not None:
-        if sqlstate_of(cause) in RETRYABLE_SQLSTATES:
+        if sqlstate_of(cause) in sqlstates:
             return True
         cause = cause.__cause__
     return False
+
+
+def is_retryable_conflict(error: BaseException) -> bool:
+    """A serialization failure or deadlock, itself or as the cause of a domain error."""
+    return caused_by(error, RETRYABLE_SQLSTATES)
 
 
 def retrying_conflicts(

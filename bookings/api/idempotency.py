@@ -4,7 +4,9 @@ The first response is stored in the same transaction as the effect it reports, s
 crash leaves either both or neither. Duplicates are serialised by a transaction-scoped
 advisory lock on (client, key): a duplicate waits for the first to commit and then
 replays its response; if the wait passes the lock timeout it gets 409
-`idempotency_in_progress`. Every response below 500 is recorded (a 4xx is an answer to
+`idempotency_in_progress`. A request first claims its key in the same query as its first
+statement (the claim raises, before that statement runs, if the lock is taken or the key
+has a record); only then does it take the full claim, which waits, and replays. Every response below 500 is recorded (a 4xx is an answer to
 that request too); 5xx responses (busy, unavailable, maintenance, bugs) are not, so a
 retry with the same key can succeed.
 """
@@ -23,13 +25,15 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
-from bookings.locking import execute_then_commit, local_timeouts, retrying_conflicts
+from bookings.locking import caused_by, execute_then_commit, local_timeouts, retrying_conflicts
 from bookings.models import ApiClient, IdempotencyRecord
+from reservo.db.base import send_before_next_statement
 from reservo.errors import (
     SQLSTATE_LOCK_NOT_AVAILABLE,
     SQLSTATE_QUERY_CANCELED,
     IdempotencyInProgress,
     IdempotencyKeyReused,
+    ReservoError,
     ValidationFailed,
     constraint_of,
     sqlstate_of,
@@ -39,6 +43,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x20-\x7e]{1,255}$")
 RETENTION = timedelta(hours=24)
 UNIQUE_CONSTRAINT = "idempotency_key_unique"
+# Raised by reservo_idempotency_claim_first (bookings/migrations/0009).
+SQLSTATE_CLAIMED_ALREADY = "RV001"
 
 
 @dataclass(frozen=True)
@@ -108,9 +114,19 @@ def _claim(request: IdempotentRequest) -> tuple[Any, ...] | None:
         raise
 
 
-def _attempt(request: IdempotentRequest, execute: Callable[[], tuple[int, Any]]) -> StoredResponse:
+def _attempt(
+    request: IdempotentRequest, execute: Callable[[], tuple[int, Any]], *, claim_first: bool
+) -> StoredResponse:
     with transaction.atomic():
-        record = _claim(request)
+        if claim_first:
+            # With the request's first statement: no round trip of its own. A duplicate
+            # never gets past it, and comes back with the full claim.
+            send_before_next_statement(
+                "SELECT reservo_idempotency_claim_first(%s, %s)", [request.client.pk, request.key]
+            )
+            record = None
+        else:
+            record = _claim(request)
         if record is not None:
             method, path, body_hash, status, body = record
             if (method, path, body_hash) != (request.method, request.path, request.request_hash):
@@ -152,8 +168,17 @@ def idempotent_execute(
     cannot retry on their own), so serialization failures and deadlocks are retried here,
     from the top. The record goes with the COMMIT (`execute_then_commit`).
     """
+
+    def attempt() -> StoredResponse:
+        try:
+            return _attempt(request, execute, claim_first=True)
+        except (DatabaseError, ReservoError) as error:
+            if not caused_by(error, [SQLSTATE_CLAIMED_ALREADY]):
+                raise
+        return _attempt(request, execute, claim_first=False)
+
     try:
-        return retrying_conflicts(lambda: _attempt(request, execute), also=_recorded_meanwhile)
+        return retrying_conflicts(attempt, also=_recorded_meanwhile)
     except _Unrecorded as unrecorded:
         return unrecorded.response
     except IntegrityError as exc:

@@ -1,1 +1,1 @@
-"""Django's PostgreSQL backend, with two round trips fewer (see base)."""
+"""Django's PostgreSQL backend, with fewer round trips (see base)."""

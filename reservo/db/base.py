@@ -1,4 +1,4 @@
-"""Django's PostgreSQL backend (psycopg 3), with two round trips fewer.
+"""Django's PostgreSQL backend (psycopg 3), with fewer round trips.
 
 **A health check that costs no round trip.** With CONN_HEALTH_CHECKS, Django checks a
 reused connection before each request's first query, so that a database restart costs a
@@ -23,17 +23,25 @@ message. Whatever else needs the transaction open first (a server-side cursor,
 psycopg: the connection leaves autocommit mode until Django turns autocommit on again.
 psycopg's commit and rollback act on the server's transaction status, so they end the
 transaction either way.
+
+**Statements sent with the next one.** `send_before_next_statement` queues a statement
+that the transaction's next statement carries in its query, after the BEGIN if one is due:
+the idempotency claim goes with a request's first statement this way. An error in it ends
+the query before the next statement runs. What cannot carry it sends it alone first; a
+COMMIT with it still queued sends it before, and a rollback drops it.
 """
 
 from __future__ import annotations
 
 import select
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from django.db import connection
 from django.db.backends.postgresql import base
+from django.db.transaction import TransactionManagementError
 from psycopg import pq
 
 # While Django holds a connection's transaction open (autocommit off), the BEGIN it sends
@@ -41,6 +49,13 @@ from psycopg import pq
 _begin_statement: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = (
     weakref.WeakKeyDictionary()
 )
+
+
+# Statements, bound already, that the next statement on a connection carries in its query
+# (after the BEGIN, if one is due): `send_before_next_statement`.
+_queued: weakref.WeakKeyDictionary[psycopg.Connection[Any], list[str]] = weakref.WeakKeyDictionary()
+# A connection's transaction status after a failed `execute` that sent nothing.
+_UNSENT = (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
 
 
 def _begin_with(connection: psycopg.Connection[Any]) -> str | None:
@@ -58,36 +73,71 @@ def _begin_by_psycopg(connection: psycopg.Connection[Any]) -> None:
         connection.autocommit = False
 
 
+def _open_for_psycopg(connection: psycopg.Connection[Any], queued: list[str]) -> None:
+    """For what cannot carry them: the BEGIN back to psycopg, and the queued statements in
+    a query of their own."""
+    _begin_by_psycopg(connection)
+    if queued:
+        connection.execute("; ".join(queued))
+
+
 # Django defines its cursor classes only when psycopg 3 is installed; the stubs cannot say.
 _DjangoCursor: Any = base.Cursor  # type: ignore[attr-defined]
 
 
 class Cursor(_DjangoCursor):
-    """Django's client-binding cursor; the first statement of a transaction carries its BEGIN."""
+    """Django's client-binding cursor: a statement carries the BEGIN due before it, and the
+    statements queued with `send_before_next_statement`, in one query."""
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
         connection = self.connection
         begin = _begin_with(connection)
-        if begin is None:
+        queued = _queued.pop(connection, []) if _queued else []
+        if begin is None and not queued:
             return super().execute(query, params, **kwargs)
         if not isinstance(query, str) or connection.pgconn.pipeline_status:
-            _begin_by_psycopg(connection)
+            _open_for_psycopg(connection, queued)
             return super().execute(query, params, **kwargs)
-        super().execute(f"{begin}; {query}", params, **kwargs)
-        self.nextset()  # the statement's result, not the BEGIN's
+        before = [begin, *queued] if begin else queued
+        prefix = "".join(f"{statement}; " for statement in before)
+        if params is not None:  # psycopg reads placeholders, and %% as %, in the whole query
+            prefix = prefix.replace("%", "%%")
+        try:
+            super().execute(prefix + query, params, **kwargs)
+        except BaseException:
+            if connection.pgconn.transaction_status in _UNSENT and queued:
+                _queued[connection] = queued  # nothing was sent
+            raise
+        for _statement in before:
+            self.nextset()  # to the statement's own result
         return self
 
     def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
-        _begin_by_psycopg(self.connection)
+        _open_for_psycopg(self.connection, _queued.pop(self.connection, []))
         super().executemany(query, params_seq, **kwargs)
 
     def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
-        _begin_by_psycopg(self.connection)
+        _open_for_psycopg(self.connection, _queued.pop(self.connection, []))
         return super().stream(query, params, **kwargs)
 
     def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
-        _begin_by_psycopg(self.connection)
+        _open_for_psycopg(self.connection, _queued.pop(self.connection, []))
         return super().copy(statement, params, **kwargs)
+
+
+def send_before_next_statement(sql: str, params: Sequence[Any]) -> None:
+    """Send `sql` in the same query as the open transaction's next statement, just before
+    it: one round trip instead of two. An error in `sql` ends the query there, so the next
+    statement does not run, and comes out of that statement's `execute`. If the
+    transaction commits first, `sql` goes before the COMMIT; a rollback drops it."""
+    if not connection.in_atomic_block:
+        raise TransactionManagementError("send_before_next_statement needs a transaction")
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        if not isinstance(raw, Cursor):  # another cursor class: no queue, send it now
+            cursor.execute(sql, params)
+            return
+        _queued.setdefault(raw.connection, []).append(raw.mogrify(sql, params))
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -115,12 +165,23 @@ class DatabaseWrapper(base.DatabaseWrapper):
             )
             return
         _begin_statement.pop(connection, None)
+        _queued.pop(connection, None)
         super()._set_autocommit(autocommit)  # type: ignore[misc]
 
     def create_cursor(self, name: str | None = None) -> Any:
-        if name and self.connection is not None:
-            _begin_by_psycopg(self.connection)  # a server-side cursor needs the transaction open
+        if name and self.connection is not None:  # a server-side cursor: the transaction open
+            _open_for_psycopg(self.connection, _queued.pop(self.connection, []))
         return super().create_cursor(name)
+
+    def _commit(self) -> None:
+        if self.connection is not None and (queued := _queued.pop(self.connection, [])):
+            _open_for_psycopg(self.connection, queued)
+        super()._commit()  # type: ignore[misc]
+
+    def _rollback(self) -> None:
+        if self.connection is not None:
+            _queued.pop(self.connection, None)
+        super()._rollback()  # type: ignore[misc]
 
     def is_usable(self) -> bool:
         if self.connection is None:

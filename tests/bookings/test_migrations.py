@@ -48,6 +48,7 @@ def test_booking_functions_keep_their_plans() -> None:
         "reservo_book",
         "reservo_expire_due_holds",
         "reservo_idempotency_claim",
+        "reservo_idempotency_claim_first",
         "reservo_outbox_enqueue",
         "reservo_reservation_counters",
     }

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 from django.db import DataError, ProgrammingError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from psycopg import IsolationLevel, pq
 
 from bookings.models import Reservation
 from bookings.services import Actor, reservation_book
+from reservo.db.base import send_before_next_statement
 from resources.models import Resource
 from tests.factories import ResourceFactory
 
@@ -185,3 +187,78 @@ def test_copy_and_stream_as_the_first_statement_are_inside_the_transaction(
     with transaction.atomic(), connection.cursor() as cursor:
         txid = first(cursor.cursor)
         assert one("SELECT txid_current()") == txid
+
+
+# Statements sent before the next one (send_before_next_statement) ------------------------
+
+
+def capacity_update(capacity: int, resource: Resource) -> tuple[str, list[int]]:
+    return "UPDATE resources_resource SET capacity = %s WHERE id = %s", [capacity, resource.pk]
+
+
+def test_a_queued_statement_goes_in_the_next_statements_query() -> None:
+    resource = ResourceFactory(capacity=10)
+    with traced() as trace, transaction.atomic():
+        send_before_next_statement(
+            "UPDATE resources_resource SET name = %s WHERE id = %s", ["50% off", resource.pk]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM resources_resource WHERE id = %s", [resource.pk])
+            assert cursor.fetchone() == ("50% off",)  # the statement's own result
+    expected = (  # the query as traced, not one to send
+        "BEGIN ISOLATION LEVEL READ COMMITTED; "
+        "UPDATE resources_resource SET name = '50% off' WHERE id = :id; "
+        "SELECT name FROM resources_resource WHERE id = :id"
+    )
+    assert trace.queries[0] == expected.replace(":id", str(resource.pk))
+    assert trace.round_trips == 2  # with the COMMIT
+
+
+def test_an_error_in_a_queued_statement_stops_the_next_one() -> None:
+    resource = ResourceFactory(capacity=10)
+    with pytest.raises(DataError), transaction.atomic():
+        send_before_next_statement("SELECT 1 / %s", [0])
+        Resource.objects.filter(pk=resource.pk).update(capacity=30)
+    resource.refresh_from_db()
+    assert resource.capacity == 10
+
+
+def test_a_queued_statement_not_yet_sent_goes_with_the_following_one() -> None:
+    resource = ResourceFactory(capacity=10)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        one("SELECT 1")
+        send_before_next_statement(*capacity_update(20, resource))
+        with pytest.raises(ProgrammingError), connection.cursor() as cursor:
+            cursor.execute("SELECT %s", [object()])  # psycopg cannot adapt it: nothing sent
+        assert Resource.objects.values_list("capacity", flat=True).get(pk=resource.pk) == 20
+        raise RuntimeError("roll back")
+    resource.refresh_from_db()
+    assert resource.capacity == 10
+
+
+def test_a_queued_statement_goes_before_the_commit_and_a_rollback_drops_it() -> None:
+    resource = ResourceFactory(capacity=10)
+    with transaction.atomic():
+        send_before_next_statement(*capacity_update(20, resource))
+    resource.refresh_from_db()
+    assert resource.capacity == 20
+    with pytest.raises(RuntimeError), transaction.atomic():
+        send_before_next_statement(*capacity_update(30, resource))
+        raise RuntimeError("roll back")
+    with transaction.atomic():
+        assert one("SELECT 1") == 1  # nothing left over from the rolled-back block
+    resource.refresh_from_db()
+    assert resource.capacity == 20
+
+
+def test_what_cannot_carry_a_queued_statement_sends_it_first() -> None:
+    resource = ResourceFactory(capacity=10)
+    with transaction.atomic():
+        send_before_next_statement(*capacity_update(20, resource))
+        rows = Resource.objects.filter(pk=resource.pk).values_list("capacity", flat=True)
+        assert list(rows.iterator(1)) == [20]  # a server-side cursor
+
+
+def test_queueing_needs_a_transaction() -> None:
+    with pytest.raises(TransactionManagementError):
+        send_before_next_statement("SELECT 1", [])
