@@ -99,11 +99,12 @@ class Cursor(_DjangoCursor):
             _open_for_psycopg(connection, queued)
             return super().execute(query, params, **kwargs)
         before = [begin, *queued] if begin else queued
-        prefix = "".join(f"{statement}; " for statement in before)
-        if params is not None:  # psycopg reads placeholders, and %% as %, in the whole query
-            prefix = prefix.replace("%", "%%")
         try:
-            super().execute(prefix + query, params, **kwargs)
+            if params is not None:
+                # Bound alone, so that psycopg parses the statement's own text (which it
+                # caches), not one that changes with every queued statement.
+                query = self.mogrify(query, params)
+            super().execute("".join(f"{statement}; " for statement in before) + query, **kwargs)
         except BaseException:
             if connection.pgconn.transaction_status in _UNSENT and queued:
                 _queued[connection] = queued  # nothing was sent
