@@ -5,10 +5,10 @@ crash leaves either both or neither. Duplicates are serialised by a transaction-
 advisory lock on (client, key): a duplicate waits for the first to commit and then
 replays its response; if the wait passes the lock timeout it gets 409
 `idempotency_in_progress`. A request first claims its key in the same query as its first
-statement (the claim raises, before that statement runs, if the lock is taken or the key
-has a record); only then does it take the full claim, which waits, and replays. Every response below 500 is recorded (a 4xx is an answer to
-that request too); 5xx responses (busy, unavailable, maintenance, bugs) are not, so a
-retry with the same key can succeed.
+statement (that claim raises, before the statement runs, if the lock is taken or the key
+has a record); only then does it take the full claim, which waits and replays. Every
+response below 500 is recorded (a 4xx is an answer to that request too); 5xx responses
+(busy, unavailable, maintenance, bugs) are not, so a retry with the same key can succeed.
 """
 
 from __future__ import annotations
