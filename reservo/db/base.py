@@ -66,18 +66,14 @@ def _begin_with(connection: psycopg.Connection[Any]) -> str | None:
     return begin
 
 
-def _begin_by_psycopg(connection: psycopg.Connection[Any]) -> None:
-    """Leave the BEGIN to psycopg from now on (it sends one with the next query)."""
+def _open_for_psycopg(connection: psycopg.Connection[Any]) -> None:
+    """For what cannot carry them: the BEGIN back to psycopg (it sends one with the next
+    query, until Django turns autocommit on again), the queued statements in a query of
+    their own."""
     if _begin_with(connection) is not None:
         del _begin_statement[connection]
         connection.autocommit = False
-
-
-def _open_for_psycopg(connection: psycopg.Connection[Any], queued: list[str]) -> None:
-    """For what cannot carry them: the BEGIN back to psycopg, and the queued statements in
-    a query of their own."""
-    _begin_by_psycopg(connection)
-    if queued:
+    if queued := _queued.pop(connection, None):
         connection.execute("; ".join(queued))
 
 
@@ -92,12 +88,12 @@ class Cursor(_DjangoCursor):
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
         connection = self.connection
         begin = _begin_with(connection)
-        queued = _queued.pop(connection, []) if _queued else []
-        if begin is None and not queued:
+        if begin is None and not (_queued and connection in _queued):
             return super().execute(query, params, **kwargs)
         if not isinstance(query, str) or connection.pgconn.pipeline_status:
-            _open_for_psycopg(connection, queued)
+            _open_for_psycopg(connection)
             return super().execute(query, params, **kwargs)
+        queued = _queued.pop(connection, [])
         before = [begin, *queued] if begin else queued
         try:
             if params is not None:
@@ -114,15 +110,15 @@ class Cursor(_DjangoCursor):
         return self
 
     def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
-        _open_for_psycopg(self.connection, _queued.pop(self.connection, []))
+        _open_for_psycopg(self.connection)
         super().executemany(query, params_seq, **kwargs)
 
     def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
-        _open_for_psycopg(self.connection, _queued.pop(self.connection, []))
+        _open_for_psycopg(self.connection)
         return super().stream(query, params, **kwargs)
 
     def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
-        _open_for_psycopg(self.connection, _queued.pop(self.connection, []))
+        _open_for_psycopg(self.connection)
         return super().copy(statement, params, **kwargs)
 
 
@@ -171,12 +167,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def create_cursor(self, name: str | None = None) -> Any:
         if name and self.connection is not None:  # a server-side cursor: the transaction open
-            _open_for_psycopg(self.connection, _queued.pop(self.connection, []))
+            _open_for_psycopg(self.connection)
         return super().create_cursor(name)
 
     def _commit(self) -> None:
-        if self.connection is not None and (queued := _queued.pop(self.connection, [])):
-            _open_for_psycopg(self.connection, queued)
+        if self.connection is not None and self.connection in _queued:
+            _open_for_psycopg(self.connection)
         super()._commit()  # type: ignore[misc]
 
     def _rollback(self) -> None:
