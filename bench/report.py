@@ -185,14 +185,15 @@ def _cell(value: Any) -> str:
 
 def markdown(results: Mapping[str, Any]) -> str:
     scenarios = results.get("scenarios", {})
+    names = [n for n in SCENARIO_ORDER if n in scenarios] + sorted(
+        set(scenarios) - set(SCENARIO_ORDER)
+    )
     lines = [
         "| scenario | req/s | by round | p50 ms | p95 ms | p99 ms | requests | errors | "
         "oversold | app CPU | database CPU | load gen CPU |",
         "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for name in [n for n in SCENARIO_ORDER if n in scenarios] + sorted(
-        set(scenarios) - set(SCENARIO_ORDER)
-    ):
+    for name in names:
         s = scenarios[name]
         errors = ", ".join(f"{k}: {v}" for k, v in s.get("errors", {}).items()) or "0"
         lines.append(
@@ -203,6 +204,26 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"{_cores(s.get('app_cpu_cores'))} | {_cores(s.get('database_cpu_cores'))} | "
             f"{_cores(s.get('generator_cpu_cores'))} |"
         )
+    lines += [
+        "",
+        "CPU per request, ms (each part's busy cores / req/s; the machine's includes Redis "
+        "and the kernel):",
+        "",
+        "| scenario | app | database | load gen | machine |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        s = scenarios[name]
+        per_request = [
+            _per_request(s.get(key), s.get("rps"))
+            for key in (
+                "app_cpu_cores",
+                "database_cpu_cores",
+                "generator_cpu_cores",
+                "machine_busy_cores",
+            )
+        ]
+        lines.append(f"| {name} | {' | '.join(per_request)} |")
     lines += ["", "| goal | target | measured | met |", "|---|---|---:|:---:|"]
     for name, goal in results.get("targets", {}).items():
         met = {True: "yes", False: "**no**", None: "-"}[goal["met"]]
@@ -228,6 +249,10 @@ def markdown(results: Mapping[str, Any]) -> str:
 def _by_round(values: Sequence[float] | None) -> str:
     """Each round's req/s: a first round unlike the others shows (cold caches, plans)."""
     return " / ".join(f"{value:,.0f}" for value in values) if values else "-"
+
+
+def _per_request(cores: float | None, rps: float | None) -> str:
+    return "-" if cores is None or not rps else f"{1000 * cores / rps:.2f}"
 
 
 def _cores(value: float | None) -> str:

@@ -105,6 +105,7 @@ def test_markdown_table_lists_every_scenario_and_goal() -> None:
                 "app_cpu_cores": 1.2,
                 "database_cpu_cores": 0.3,
                 "generator_cpu_cores": 0.4,
+                "machine_busy_cores": 1.8,
             },
             "floor_post": {"rps": 1500.0, "requests": 9000, "errors": {}},
         },
@@ -125,6 +126,26 @@ def test_markdown_table_lists_every_scenario_and_goal() -> None:
     assert hot_vs_floor.startswith("| hot_vs_floor | >= 0.4 | 0.2")
     assert hot_vs_floor.endswith("| **no** |")
     assert "2 cores" in table
+
+
+def test_markdown_gives_each_scenarios_cpu_per_request() -> None:
+    results = {
+        "scenarios": {
+            "hot_book": {
+                "rps": 400.0,
+                "app_cpu_cores": 0.84,
+                "database_cpu_cores": 0.3,
+                "generator_cpu_cores": 0.26,
+                "machine_busy_cores": 1.8,
+            },
+            "raw_sql_hot": {"rps": 1600.0, "database_cpu_cores": 1.0, "machine_busy_cores": 1.2},
+        },
+    }
+    lines = report.markdown(results).splitlines()
+    header = lines.index("| scenario | app | database | load gen | machine |")
+    rows = lines[header:]
+    assert "| hot_book | 2.10 | 0.75 | 0.65 | 4.50 |" in rows
+    assert "| raw_sql_hot | - | 0.62 | - | 0.75 |" in rows
 
 
 def test_profile_summary_attributes_time_to_frames_and_areas(tmp_path: Path) -> None:
