@@ -99,7 +99,9 @@ def _label(response: Any) -> str:
     if status < 400:
         return str(status)
     try:
-        code = json.loads(response.text or "{}").get("code", "")
+        # The bytes, not `text`: a problem document names no charset, and `text` would
+        # have charset_normalizer guess one for every refusal.
+        code = json.loads(response.content or b"{}").get("code", "")
     except (ValueError, AttributeError):
         code = ""
     return f"{status}:{code}" if code else str(status)
@@ -139,7 +141,7 @@ class _BenchUserBase(FastHttpUser):
             context={"kind": kind},
             catch_response=True,
         ) as response:
-            if response.status_code == 409 and "sold_out" in (response.text or ""):
+            if response.status_code == 409 and b"sold_out" in (response.content or b""):
                 if kind == MAIN:
                     _Run.refused += 1
                 response.success()
