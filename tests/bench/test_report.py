@@ -105,7 +105,6 @@ def test_markdown_table_lists_every_scenario_and_goal() -> None:
                 "app_cpu_cores": 1.2,
                 "database_cpu_cores": 0.3,
                 "generator_cpu_cores": 0.4,
-                "machine_busy_cores": 1.8,
             },
             "floor_post": {"rps": 1500.0, "requests": 9000, "errors": {}},
         },
