@@ -44,6 +44,13 @@ RATIOS: dict[str, tuple[str, str, float]] = {
     "growth_vs_hot": ("growth", "hot_book", 0.9),
 }
 P99_HOT_TARGET_MS = 100.0
+# The report's CPU-per-request columns: app, database, load generator, machine.
+CPU_PER_REQUEST_KEYS = (
+    "app_cpu_cores",
+    "database_cpu_cores",
+    "generator_cpu_cores",
+    "machine_busy_cores",
+)
 WORKER_RSS_TARGET_MB = 120.0
 
 
@@ -214,16 +221,8 @@ def markdown(results: Mapping[str, Any]) -> str:
     ]
     for name in names:
         s = scenarios[name]
-        per_request = [
-            _per_request(s.get(key), s.get("rps"))
-            for key in (
-                "app_cpu_cores",
-                "database_cpu_cores",
-                "generator_cpu_cores",
-                "machine_busy_cores",
-            )
-        ]
-        lines.append(f"| {name} | {' | '.join(per_request)} |")
+        cells = (_per_request(s.get(key), s.get("rps")) for key in CPU_PER_REQUEST_KEYS)
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     lines += ["", "| goal | target | measured | met |", "|---|---|---:|:---:|"]
     for name, goal in results.get("targets", {}).items():
         met = {True: "yes", False: "**no**", None: "-"}[goal["met"]]
