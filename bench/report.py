@@ -44,13 +44,10 @@ RATIOS: dict[str, tuple[str, str, float]] = {
     "growth_vs_hot": ("growth", "hot_book", 0.9),
 }
 P99_HOT_TARGET_MS = 100.0
-# The report's CPU-per-request columns: app, database, load generator, machine.
-CPU_PER_REQUEST_KEYS = (
-    "app_cpu_cores",
-    "database_cpu_cores",
-    "generator_cpu_cores",
-    "machine_busy_cores",
-)
+# The CPU each part used (busy cores): app, database, load generator. The per-request
+# table adds the whole machine's.
+CPU_PART_KEYS = ("app_cpu_cores", "database_cpu_cores", "generator_cpu_cores")
+CPU_PER_REQUEST_KEYS = (*CPU_PART_KEYS, "machine_busy_cores")
 WORKER_RSS_TARGET_MB = 120.0
 
 
@@ -208,8 +205,7 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"{_cell(s.get('p50_ms'))} | "
             f"{_cell(s.get('p95_ms'))} | {_cell(s.get('p99_ms'))} | {s.get('requests', 0)} | "
             f"{errors} | {_cell(s.get('oversold', '') if name != 'floor_post' else '')} | "
-            f"{_cores(s.get('app_cpu_cores'))} | {_cores(s.get('database_cpu_cores'))} | "
-            f"{_cores(s.get('generator_cpu_cores'))} |"
+            f"{' | '.join(_cores(s.get(key)) for key in CPU_PART_KEYS)} |"
         )
     lines += [
         "",
