@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from bench.report import REFERENCE_SCENARIOS
 from bench.runner import ALL_SCENARIOS, Plan, main
 
 
@@ -16,8 +17,8 @@ def parse_args(argv: list[str]) -> tuple[Plan, Path, str | None]:
     parser.add_argument("--quick", action="store_true", help="one short round (under 3 minutes)")
     parser.add_argument(
         "--only",
-        default=",".join(ALL_SCENARIOS),
-        help=f"comma-separated scenarios to run, among: {', '.join(ALL_SCENARIOS)}",
+        help=f"comma-separated scenarios to run, among: {', '.join(ALL_SCENARIOS)} "
+        f"(default: all; with --quick, all but {', '.join(REFERENCE_SCENARIOS)})",
     )
     parser.add_argument("--rounds", type=int, help="rounds of the alternating scenarios")
     parser.add_argument("--duration", type=float, help="seconds of each timed HTTP scenario")
@@ -26,11 +27,13 @@ def parse_args(argv: list[str]) -> tuple[Plan, Path, str | None]:
     parser.add_argument("--profile", choices=ALL_SCENARIOS, help="py-spy the workers during it")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
-    only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+    plan = Plan.quick_plan() if args.quick else Plan.full_plan()
+    only = plan.only
+    if args.only is not None:
+        only = tuple(name.strip() for name in args.only.split(",") if name.strip())
     unknown = sorted(set(only) - set(ALL_SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
-    plan = Plan.quick_plan() if args.quick else Plan.full_plan()
     overrides = {
         "rounds": args.rounds,
         "duration_s": args.duration,

@@ -36,6 +36,8 @@ class LoadSpec:
     background_users: int = 0
     background_resource: int = 0
     background_rate: float = 0.0
+    # Where the main users book: the API, or a bench-only reference view (bench/reference.py).
+    book_path: str = "/api/v1/reservations/"
 
 
 @dataclass
@@ -106,6 +108,7 @@ def run_locust(spec: LoadSpec, host: str, workdir: Path) -> LoadResult:
                 "BENCH_BACKGROUND_USERS": str(background),
                 "BENCH_BACKGROUND_RESOURCE": str(spec.background_resource),
                 "BENCH_BACKGROUND_RATE": str(spec.background_rate or 1),
+                "BENCH_BOOK_PATH": spec.book_path,
                 # The server's address is numeric: resolve it in place. gevent's default
                 # resolver hands every new connection's lookup to a thread, a fifth of
                 # locust's CPU when the server closes each connection (sync workers).

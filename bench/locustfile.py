@@ -39,6 +39,8 @@ GO_WAIT_S = 120
 BACKGROUND_USERS = int(os.environ.get("BENCH_BACKGROUND_USERS", "0"))
 BACKGROUND_RESOURCE = int(os.environ.get("BENCH_BACKGROUND_RESOURCE", "0"))
 BACKGROUND_RATE = float(os.environ.get("BENCH_BACKGROUND_RATE", "10"))
+API_BOOK_PATH = "/api/v1/reservations/"
+BOOK_PATH = os.environ.get("BENCH_BOOK_PATH", API_BOOK_PATH)
 
 BOOKING_SCENARIOS = {"book"}
 MAIN, BACKGROUND = "main", "background"
@@ -133,8 +135,9 @@ class _BenchUserBase(FastHttpUser):
 
     def _book(self, resource_id: int, kind: str) -> None:
         body = json.dumps({"resource": resource_id, "quantity": 1})
+        # The background bookings of the availability scenario always go through the API.
         with self.client.post(
-            "/api/v1/reservations/",
+            BOOK_PATH if kind == MAIN else API_BOOK_PATH,
             data=body,
             headers=self._headers(idempotent=True),
             name="book",

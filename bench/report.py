@@ -19,17 +19,24 @@ SCENARIO_ORDER = (
     "floor_post",
     "floor_get",
     "raw_sql_hot",
+    "naive_book",
+    "ceiling_book",
     "hot_book",
     "spread_book",
     "availability_get",
     "growth",
 )
 BOOKING_SCENARIOS = ("hot_book", "spread_book", "growth")
+# Bench-only booking views (bench/reference.py) that `hot_book` is compared with; the full
+# run measures them, the quick run leaves them out.
+REFERENCE_SCENARIOS = ("naive_book", "ceiling_book")
 # The statuses each scenario expects; anything else is counted as an error.
 EXPECTED_STATUSES: dict[str, frozenset[str]] = {
     "floor_post": frozenset({"201"}),
     "floor_get": frozenset({"200"}),
     "raw_sql_hot": frozenset({"ok"}),
+    "naive_book": frozenset({"201", "409:sold_out"}),
+    "ceiling_book": frozenset({"201", "409:sold_out"}),
     "hot_book": frozenset({"201", "409:sold_out"}),
     "spread_book": frozenset({"201", "409:sold_out"}),
     "growth": frozenset({"201", "409:sold_out"}),
@@ -42,6 +49,11 @@ RATIOS: dict[str, tuple[str, str, float]] = {
     "spread_vs_floor": ("spread_book", "floor_post", 0.5),
     "availability_vs_floor": ("availability_get", "floor_get", 0.7),
     "growth_vs_hot": ("growth", "hot_book", 0.9),
+}
+# Where `hot_book` stands between the reference views; no goal is set on these.
+REFERENCE_RATIOS: dict[str, tuple[str, str]] = {
+    "hot_vs_naive": ("hot_book", "naive_book"),
+    "hot_vs_ceiling": ("hot_book", "ceiling_book"),
 }
 P99_HOT_TARGET_MS = 100.0
 # The CPU each part used (busy cores): app, database, load generator. The per-request
@@ -130,9 +142,13 @@ def summarize(scenario: str, rounds: Sequence[RoundFigures]) -> dict[str, Any]:
     }
 
 
-def ratios(scenarios: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
+def ratios(
+    scenarios: Mapping[str, Mapping[str, Any]],
+    pairs: Mapping[str, tuple[str, str] | tuple[str, str, float]] = RATIOS,
+) -> dict[str, float | None]:
+    """Each named ratio of two scenarios' req/s (None when either was not measured)."""
     result: dict[str, float | None] = {}
-    for name, (numerator, denominator, _target) in RATIOS.items():
+    for name, (numerator, denominator, *_target) in pairs.items():
         top = scenarios.get(numerator, {}).get("rps")
         bottom = scenarios.get(denominator, {}).get("rps")
         result[name] = round(top / bottom, 3) if top and bottom else None
@@ -223,6 +239,15 @@ def markdown(results: Mapping[str, Any]) -> str:
     for name, goal in results.get("targets", {}).items():
         met = {True: "yes", False: "**no**", None: "-"}[goal["met"]]
         lines.append(f"| {name} | {goal['target']} | {_cell(goal['value'])} | {met} |")
+    reference = results.get("reference_ratios", {})
+    if any(value is not None for value in reference.values()):
+        lines += [
+            "",
+            "Against the bench-only reference views (no goal): hot_book served "
+            f"{_cell(reference.get('hot_vs_naive'))}x the naive view's bookings and "
+            f"{_cell(reference.get('hot_vs_ceiling'))}x the ceiling's (one `reservo_book` "
+            "round trip, nothing else).",
+        ]
     machine = results.get("machine", {})
     server = results.get("server", {})
     load = results.get("load_generator", {})
@@ -269,7 +294,14 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
     names = [n for n in SCENARIO_ORDER if n in scenarios]
     rps = [scenarios[n].get("rps", 0.0) for n in names]
     p99 = [scenarios[n].get("p99_ms", 0.0) for n in names]
-    colours = ["#9aa5b1" if n.startswith(("floor", "raw")) else "#2b6cb0" for n in names]
+    colours = [
+        "#9aa5b1"
+        if n.startswith(("floor", "raw"))
+        else "#d69e2e"
+        if n in REFERENCE_SCENARIOS
+        else "#2b6cb0"
+        for n in names
+    ]
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     bars = left.bar(names, rps, color=colours)
@@ -291,7 +323,8 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
     machine = results.get("machine", {})
     figure.suptitle(
         f"Reservo sale-opening rush: {machine.get('cores', '?')} cores, "
-        f"{machine.get('ram_gb', '?')} GB; grey = floors (framework, database)",
+        f"{machine.get('ram_gb', '?')} GB; grey = floors (framework, database), "
+        "amber = reference bookings (bench-only views)",
         fontsize=10,
     )
     figure.text(0.5, 0.01, ratio_text, ha="center", fontsize=8)
@@ -304,6 +337,7 @@ def write_all(results: dict[str, Any], directory: Path) -> str:
     """latest.json, latest.md and latest.png in `directory`; returns the Markdown table."""
     directory.mkdir(parents=True, exist_ok=True)
     results["ratios"] = ratios(results.get("scenarios", {}))
+    results["reference_ratios"] = ratios(results.get("scenarios", {}), REFERENCE_RATIOS)
     results["targets"] = targets(results)
     table = markdown(results)
     write_json(results, directory / "latest.json")

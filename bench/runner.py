@@ -53,6 +53,12 @@ BENCH_DATABASE = "reservo_bench"
 # The growth scenario runs after the base rounds, on the filled table.
 ALL_SCENARIOS = report.SCENARIO_ORDER
 BASE_SCENARIOS = tuple(name for name in ALL_SCENARIOS if name != "growth")
+# What the issue's figures need; a run of at least these writes bench/results/latest.*.
+REQUIRED_SCENARIOS = tuple(n for n in ALL_SCENARIOS if n not in report.REFERENCE_SCENARIOS)
+REFERENCE_PATHS = {
+    "naive_book": "/bench/reference/naive/",
+    "ceiling_book": "/bench/reference/ceiling/",
+}
 API_SCENARIOS = {"hot_book", "spread_book", "availability_get", "growth"}
 
 
@@ -77,7 +83,14 @@ class Plan:
 
     @classmethod
     def quick_plan(cls) -> Plan:
-        return cls(quick=True, rounds=1, duration_s=5.0, raw_seconds=5, booking_time_bound_s=60)
+        return cls(
+            quick=True,
+            rounds=1,
+            duration_s=5.0,
+            raw_seconds=5,
+            booking_time_bound_s=60,
+            only=REQUIRED_SCENARIOS,
+        )
 
     @classmethod
     def full_plan(cls) -> Plan:
@@ -255,6 +268,10 @@ class Bench:
             calls += [
                 ("GET", f"/api/v1/resources/{probe}/", None),
                 ("POST", "/api/v1/reservations/", {"resource": probe, "quantity": 1}),
+                *(
+                    ("POST", path, {"resource": probe, "quantity": 1})
+                    for path in REFERENCE_PATHS.values()
+                ),
             ]
 
         def worker() -> None:
@@ -382,6 +399,8 @@ class Bench:
             self._http_spec("book", resource_ids=ids, refusals=self.plan.refusals),
             time_bound_s=self.plan.booking_time_bound_s,
         )
+        if name in REFERENCE_PATHS:
+            spec.book_path = REFERENCE_PATHS[name]
         measured = self._measure(name, lambda: self._locust(spec, name))
         created = sum(1 for s in measured.figures.samples if s.status == "201")
         measured.checks = booking_checks(ids, created)
@@ -484,6 +503,8 @@ class Bench:
             "floor_post": lambda: self.floor("floor_post"),
             "floor_get": lambda: self.floor("floor_get"),
             "raw_sql_hot": self.raw_sql_hot,
+            "naive_book": lambda: self.booking("naive_book", 1, self.plan.hot_capacity),
+            "ceiling_book": lambda: self.booking("ceiling_book", 1, self.plan.hot_capacity),
             "hot_book": lambda: self.booking("hot_book", 1, self.plan.hot_capacity),
             "spread_book": lambda: self.booking(
                 "spread_book",
@@ -650,6 +671,11 @@ class Bench:
             return "?"
 
 
+def is_complete(plan: Plan, interrupted: bool = False) -> bool:
+    """Whether a run gives every figure of the report: then it writes bench/results/latest.*."""
+    return not interrupted and set(REQUIRED_SCENARIOS) <= set(plan.only)
+
+
 def main(plan: Plan, results_dir: Path, profile: str | None = None) -> int:
     """Run, write the report, print the table. A partial run (--only, or interrupted)
     writes its report in its own run directory and leaves latest.* alone."""
@@ -660,7 +686,7 @@ def main(plan: Plan, results_dir: Path, profile: str | None = None) -> int:
     except KeyboardInterrupt:
         interrupted = True
         results = bench._results(0.0)
-    complete = not interrupted and set(plan.only) == set(ALL_SCENARIOS)
+    complete = is_complete(plan, interrupted)
     target = results_dir if complete else bench.run_dir
     table = report.write_all(results, target)
     print(table)

@@ -19,5 +19,9 @@ handler404 = "reservo.error_pages.page_not_found"
 handler500 = "reservo.error_pages.server_error"
 
 if settings.RESERVO_BENCH_FLOOR:
-    # The benchmark's no-database floor; never routed in production (RESERVO_BENCH_FLOOR=0).
-    urlpatterns.insert(0, path("bench/floor/", include("bench.floor")))
+    # The benchmark's no-database floor and reference bookings; never routed in production
+    # (RESERVO_BENCH_FLOOR=0).
+    urlpatterns[:0] = [
+        path("bench/floor/", include("bench.floor")),
+        path("bench/reference/", include("bench.reference")),
+    ]

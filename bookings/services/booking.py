@@ -73,6 +73,40 @@ def _validate_request(quantity: int | None, seat_ids: Sequence[int] | None) -> N
         raise ValidationFailed({"quantity": [_("Book at least one place.")]})
 
 
+def book_params(
+    *,
+    resource_id: int,
+    actor: Actor,
+    quantity: int,
+    seats: Sequence[int] | None,
+    hold: bool,
+    customer_name: str,
+    customer_email: str,
+    api_client_id: int | None,
+) -> dict[str, Any]:
+    """The arguments of BOOK_SQL for one booking, its new management token among them."""
+    token = secrets.token_urlsafe(24)
+    lock_timeout, statement_timeout = local_timeouts()
+    return {
+        "resource_id": resource_id,
+        "quantity": quantity,
+        "seat_ids": _array_literal(seats) if seats is not None else None,
+        "hold": hold,
+        "references": _array_literal([_new_reference() for _ in range(REFERENCE_ATTEMPTS)]),
+        "customer_name": customer_name,
+        "customer_email": customer_email,
+        "api_client_id": api_client_id,
+        "manage_token": token,
+        "manage_token_hash": manage_token_hash(token),
+        "actor": str(actor),
+        "bound_by_maintenance": actor.bound_by_maintenance,
+        "emailed": EMAILED_ARRAY,
+        "settings_defaults": SETTINGS_DEFAULTS,
+        "lock_timeout": lock_timeout,
+        "statement_timeout": statement_timeout,
+    }
+
+
 def reservation_book(
     *,
     resource_id: int,
@@ -89,25 +123,17 @@ def reservation_book(
     seats = sorted(seat_ids) if seat_ids is not None else None
     wanted = len(seats) if seats is not None else quantity
     assert wanted is not None  # _validate_request
-    token = secrets.token_urlsafe(24)
-    token_hash = manage_token_hash(token)
-    params = {
-        "resource_id": resource_id,
-        "quantity": wanted,
-        "seat_ids": _array_literal(seats) if seats is not None else None,
-        "hold": hold,
-        "references": _array_literal([_new_reference() for _ in range(REFERENCE_ATTEMPTS)]),
-        "customer_name": customer_name,
-        "customer_email": customer_email,
-        "api_client_id": api_client.pk if api_client is not None else None,
-        "manage_token": token,
-        "manage_token_hash": token_hash,
-        "actor": str(actor),
-        "bound_by_maintenance": actor.bound_by_maintenance,
-        "emailed": EMAILED_ARRAY,
-        "settings_defaults": SETTINGS_DEFAULTS,
-    }
-    params["lock_timeout"], params["statement_timeout"] = local_timeouts()
+    params = book_params(
+        resource_id=resource_id,
+        actor=actor,
+        quantity=wanted,
+        seats=seats,
+        hold=hold,
+        customer_name=customer_name,
+        customer_email=customer_email,
+        api_client_id=api_client.pk if api_client is not None else None,
+    )
+    token, token_hash = params["manage_token"], params["manage_token_hash"]
 
     def book() -> dict[str, Any]:
         outcome = execute_then_commit(BOOK_SQL, params)

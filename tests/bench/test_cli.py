@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench.__main__ import missing_tools, parse_args
+from bench.report import REFERENCE_SCENARIOS
+from bench.runner import ALL_SCENARIOS, is_complete
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,3 +42,15 @@ def test_missing_load_generator_stops_at_once_with_the_install_command() -> None
 def test_missing_tools_names_what_cannot_be_imported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
     assert missing_tools() == ["locust", "matplotlib"]
+
+
+def test_the_full_run_measures_the_reference_views_and_the_quick_run_does_not() -> None:
+    full, _results, _profile = parse_args([])
+    quick, _results, _profile = parse_args(["--quick"])
+    assert full.only == ALL_SCENARIOS
+    assert set(REFERENCE_SCENARIOS) <= set(full.only)
+    assert set(quick.only) == set(ALL_SCENARIOS) - set(REFERENCE_SCENARIOS)
+    # Either run measures everything the figures need, so it writes latest.*.
+    assert is_complete(full) and is_complete(quick)
+    assert not is_complete(replace(full, only=("hot_book", "floor_post")))
+    assert not is_complete(full, interrupted=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,30 @@ def test_profile_summary_attributes_time_to_frames_and_areas(tmp_path: Path) -> 
     assert " 70.0%  psycopg" in text
     assert " 30.0%  reservo: bookings" in text
     assert "100.0%  run (gunicorn/workers/sync.py:10)" in text
+
+
+def test_reference_ratios_place_hot_book_between_the_reference_views(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenarios = {
+        "naive_book": {"rps": 400.0, "statuses": {"201": 3000, "409:sold_out": 1000}},
+        "ceiling_book": {"rps": 625.0},
+        "hot_book": {"rps": 500.0},
+    }
+    assert report.ratios(scenarios, report.REFERENCE_RATIOS) == {
+        "hot_vs_naive": 1.25,
+        "hot_vs_ceiling": 0.8,
+    }
+    # A refusal for sold out is expected of a reference view too; anything else is an error.
+    summary = report.summarize(
+        "naive_book", [RoundFigures.of(_samples(3, "201") + _samples(2, "409:sold_out"))]
+    )
+    assert summary["errors"] == {}
+    results: dict[str, Any] = {"scenarios": scenarios}
+    monkeypatch.setattr(report, "plot", lambda _results, path: path.touch())  # no matplotlib
+    table = report.write_all(results, tmp_path)
+    assert results["reference_ratios"] == {"hot_vs_naive": 1.25, "hot_vs_ceiling": 0.8}
+    assert "hot_book served 1.25x the naive view's bookings and 0.80x the ceiling's" in table
+    assert "hot_vs_naive" not in results["targets"]
+    names = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")]
+    assert names.index("| naive_book") < names.index("| ceiling_book") < names.index("| hot_book")
