@@ -52,7 +52,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
-	$(PY) -m bench $(if $(QUICK),--quick,)
+	$(PY) -m bench $(if $(QUICK),--quick,) $(if $(REFERENCES),--references,)
 
 stop: $(STAMP)
 	$(PY) -m reservo.embedded stop
