@@ -27,8 +27,8 @@ SCENARIO_ORDER = (
     "growth",
 )
 BOOKING_SCENARIOS = ("hot_book", "spread_book", "growth")
-# Bench-only booking views (bench/reference.py) that `hot_book` is compared with; the full
-# run measures them, the quick run leaves them out.
+# Bench-only booking views (bench/reference.py) that `hot_book` is compared with; a run
+# measures them on request (--references).
 REFERENCE_SCENARIOS = ("naive_book", "ceiling_book")
 # The statuses each scenario expects; anything else is counted as an error.
 EXPECTED_STATUSES: dict[str, frozenset[str]] = {

@@ -84,13 +84,7 @@ class Plan:
 
     @classmethod
     def quick_plan(cls) -> Plan:
-        return cls(
-            quick=True,
-            rounds=1,
-            duration_s=5.0,
-            raw_seconds=5,
-            booking_time_bound_s=60,
-        )
+        return cls(quick=True, rounds=1, duration_s=5.0, raw_seconds=5, booking_time_bound_s=60)
 
     @classmethod
     def full_plan(cls) -> Plan:
@@ -672,7 +666,7 @@ class Bench:
 
 
 def is_complete(plan: Plan, interrupted: bool = False) -> bool:
-    """Whether a run gives every figure of the report: then it writes bench/results/latest.*."""
+    """Whether a run measured every figure the goals need: then it writes bench/results/latest.*."""
     return not interrupted and set(REQUIRED_SCENARIOS) <= set(plan.only)
 
 
