@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.db import connection, transaction
@@ -33,27 +35,31 @@ from resources.models import Resource
 ACTOR = Actor("api", "bench-reference")
 
 
-def _body(request: HttpRequest) -> tuple[int, int] | None:
-    """(resource id, quantity) from the API's booking body; None when it is not one."""
-    try:
-        body = json.loads(request.body)
-        resource_id, quantity = int(body["resource"]), int(body["quantity"])
-    except (ValueError, TypeError, KeyError):
-        return None
-    return (resource_id, quantity) if quantity >= 1 else None
-
-
 def _problem(code: str, status: int) -> JsonResponse:
     return JsonResponse({"code": code}, status=status)
 
 
-@csrf_exempt
-@require_POST
-def naive_book(request: HttpRequest) -> JsonResponse:
-    parsed = _body(request)
-    if parsed is None:
-        return _problem("validation_error", 400)
-    resource_id, quantity = parsed
+def _booking_view(book: Callable[[int, int], JsonResponse]) -> Callable[..., JsonResponse]:
+    """A POST view that reads the API's booking body and calls `book(resource, quantity)`."""
+
+    @csrf_exempt
+    @require_POST
+    @wraps(book)
+    def view(request: HttpRequest) -> JsonResponse:
+        try:
+            body = json.loads(request.body)
+            resource_id, quantity = int(body["resource"]), int(body["quantity"])
+        except (ValueError, TypeError, KeyError):
+            return _problem("validation_error", 400)
+        if quantity < 1:
+            return _problem("validation_error", 400)
+        return book(resource_id, quantity)
+
+    return view
+
+
+@_booking_view
+def naive_book(resource_id: int, quantity: int) -> JsonResponse:
     with transaction.atomic():
         resource = Resource.objects.select_for_update().filter(pk=resource_id).first()
         if resource is None:
@@ -71,13 +77,8 @@ def naive_book(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"reference": reservation.reference}, status=201)
 
 
-@csrf_exempt
-@require_POST
-def ceiling_book(request: HttpRequest) -> JsonResponse:
-    parsed = _body(request)
-    if parsed is None:
-        return _problem("validation_error", 400)
-    resource_id, quantity = parsed
+@_booking_view
+def ceiling_book(resource_id: int, quantity: int) -> JsonResponse:
     params = book_params(
         resource_id=resource_id,
         actor=ACTOR,
