@@ -36,8 +36,9 @@ class LoadSpec:
     background_users: int = 0
     background_resource: int = 0
     background_rate: float = 0.0
-    # Where the main users book: the API, or a bench-only reference view (bench/reference.py).
-    book_path: str = "/api/v1/reservations/"
+    # Where the main users book: a bench-only reference view (bench/reference.py); empty
+    # for the API.
+    book_path: str = ""
 
 
 @dataclass

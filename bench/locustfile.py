@@ -40,7 +40,7 @@ BACKGROUND_USERS = int(os.environ.get("BENCH_BACKGROUND_USERS", "0"))
 BACKGROUND_RESOURCE = int(os.environ.get("BENCH_BACKGROUND_RESOURCE", "0"))
 BACKGROUND_RATE = float(os.environ.get("BENCH_BACKGROUND_RATE", "10"))
 API_BOOK_PATH = "/api/v1/reservations/"
-BOOK_PATH = os.environ.get("BENCH_BOOK_PATH", API_BOOK_PATH)
+BOOK_PATH = os.environ.get("BENCH_BOOK_PATH") or API_BOOK_PATH
 
 BOOKING_SCENARIOS = {"book"}
 MAIN, BACKGROUND = "main", "background"

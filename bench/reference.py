@@ -60,6 +60,8 @@ def _booking_view(book: Callable[[int, int], JsonResponse]) -> Callable[..., Jso
 
 @_booking_view
 def naive_book(resource_id: int, quantity: int) -> JsonResponse:
+    reference = _new_reference()
+    token_hash = manage_token_hash(secrets.token_urlsafe(24))
     with transaction.atomic():
         resource = Resource.objects.select_for_update().filter(pk=resource_id).first()
         if resource is None:
@@ -71,8 +73,8 @@ def naive_book(resource_id: int, quantity: int) -> JsonResponse:
             quantity=quantity,
             status=Reservation.Status.CONFIRMED,
             confirmed_at=timezone.now(),
-            reference=_new_reference(),
-            manage_token_hash=manage_token_hash(secrets.token_urlsafe(24)),
+            reference=reference,
+            manage_token_hash=token_hash,
         )
     return JsonResponse({"reference": reservation.reference}, status=201)
 

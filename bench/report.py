@@ -240,13 +240,19 @@ def markdown(results: Mapping[str, Any]) -> str:
         met = {True: "yes", False: "**no**", None: "-"}[goal["met"]]
         lines.append(f"| {name} | {goal['target']} | {_cell(goal['value'])} | {met} |")
     reference = results.get("reference_ratios", {})
-    if any(value is not None for value in reference.values()):
+    against = [
+        f"{_cell(reference[name])}x {what}"
+        for name, what in (
+            ("hot_vs_naive", "the naive view's bookings"),
+            ("hot_vs_ceiling", "the ceiling's (one `reservo_book` round trip, nothing else)"),
+        )
+        if reference.get(name) is not None
+    ]
+    if against:
         lines += [
             "",
             "Against the bench-only reference views (no goal): hot_book served "
-            f"{_cell(reference.get('hot_vs_naive'))}x the naive view's bookings and "
-            f"{_cell(reference.get('hot_vs_ceiling'))}x the ceiling's (one `reservo_book` "
-            "round trip, nothing else).",
+            f"{' and '.join(against)}.",
         ]
     machine = results.get("machine", {})
     server = results.get("server", {})
@@ -294,14 +300,7 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
     names = [n for n in SCENARIO_ORDER if n in scenarios]
     rps = [scenarios[n].get("rps", 0.0) for n in names]
     p99 = [scenarios[n].get("p99_ms", 0.0) for n in names]
-    colours = [
-        "#9aa5b1"
-        if n.startswith(("floor", "raw"))
-        else "#d69e2e"
-        if n in REFERENCE_SCENARIOS
-        else "#2b6cb0"
-        for n in names
-    ]
+    colours = [_colour(n) for n in names]
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     bars = left.bar(names, rps, color=colours)
@@ -331,6 +330,13 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
     figure.tight_layout(rect=(0, 0.05, 1, 0.95))
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _colour(scenario: str) -> str:
+    """Grey for the floors, amber for the reference bookings, blue for Reservo's own."""
+    if scenario.startswith(("floor", "raw")):
+        return "#9aa5b1"
+    return "#d69e2e" if scenario in REFERENCE_SCENARIOS else "#2b6cb0"
 
 
 def write_all(results: dict[str, Any], directory: Path) -> str:

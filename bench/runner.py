@@ -392,9 +392,8 @@ class Bench:
         spec = replace(
             self._http_spec("book", resource_ids=ids, refusals=self.plan.refusals),
             time_bound_s=self.plan.booking_time_bound_s,
+            book_path=REFERENCE_PATHS.get(name, ""),
         )
-        if name in REFERENCE_PATHS:
-            spec.book_path = REFERENCE_PATHS[name]
         measured = self._measure(name, lambda: self._locust(spec, name))
         created = sum(1 for s in measured.figures.samples if s.status == "201")
         measured.checks = booking_checks(ids, created)

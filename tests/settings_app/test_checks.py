@@ -1,4 +1,4 @@
-"""`manage.py check --deploy` refuses a server that routes the benchmark's views."""
+"""`manage.py check --deploy` warns about a server that routes the benchmark's views."""
 
 from __future__ import annotations
 
