@@ -3,17 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
 .PHONY: install run serve test test-tools lint bench stop clean
 
-$(STAMP): pyproject.toml
+# One install for each set of extras, made again only when pyproject.toml changes.
+$(STAMP): EXTRAS := dev
+$(BENCH_STAMP): EXTRAS := dev,bench
+$(STAMP) $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
 
 install: $(STAMP)
 
@@ -50,8 +54,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m mypy .
 
-bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev,bench]"
+bench: $(BENCH_STAMP)
 	$(PY) -m bench $(if $(QUICK),--quick,) $(if $(REFERENCES),--references,)
 
 stop: $(STAMP)

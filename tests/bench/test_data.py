@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+import bench.data
 from bench.data import booking_checks, reservations_bulk_fill, reservations_count
 from bookings.models import Reservation
 from bookings.services import Actor, reservation_book
@@ -66,10 +68,12 @@ def test_bulk_fill_adds_history_that_holds_no_places() -> None:
     for _ in range(2):
         reservation_book(resource_id=resource.pk, actor=Actor("api", "bench"), quantity=1)
     before = reservations_count()
+    schema = _reservation_schema()
     added = reservations_bulk_fill(before + 500, filler_resources=10)
     assert added == 500
     assert reservations_count() == before + 500
     assert reservations_bulk_fill(before + 500) == 0
+    assert _reservation_schema() == schema  # indexes rebuilt, trigger on again
     statuses = set(
         Reservation.objects.exclude(resource=resource).values_list("status", flat=True).distinct()
     )
@@ -86,6 +90,46 @@ def test_bulk_fill_adds_history_that_holds_no_places() -> None:
             " WHERE relname = 'bookings_reservation'"
         )
         assert cursor.fetchone() == (True,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_bulk_fill_leaves_the_table_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before, schema = reservations_count(), _reservation_schema()
+    drop = bench.data._secondary_indexes_drop
+
+    def drop_then_fail(cursor: Any) -> list[str]:
+        drop(cursor)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench.data, "_secondary_indexes_drop", drop_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        reservations_bulk_fill(before + 100, filler_resources=10)
+    assert reservations_count() == before
+    assert _reservation_schema() == schema
+
+
+def _reservation_schema() -> tuple[list[tuple[str, ...]], ...]:
+    """The reservations table's indexes, constraints and triggers (with their state)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE tablename = 'bookings_reservation' ORDER BY 1"
+        )
+        indexes = cursor.fetchall()
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'bookings_reservation'::regclass ORDER BY 1"
+        )
+        constraints = cursor.fetchall()
+        cursor.execute(
+            "SELECT tgname, tgenabled FROM pg_trigger"
+            " WHERE tgrelid = 'bookings_reservation'::regclass ORDER BY 1"
+        )
+        triggers = cursor.fetchall()
+    assert indexes and constraints and triggers
+    return indexes, constraints, triggers
 
 
 @pytest.mark.django_db
