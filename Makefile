@@ -10,14 +10,13 @@ export HOST PORT
 
 .PHONY: install run serve test test-tools lint bench stop clean
 
-# One install for each set of extras, made again only when pyproject.toml changes. Modules
-# are compiled when first imported, not all at install (that took 40 % of the install).
+# One install for each set of extras, made again only when pyproject.toml changes.
 $(STAMP): EXTRAS := dev
 $(BENCH_STAMP): EXTRAS := dev,bench
 $(STAMP) $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
 install: $(STAMP)
