@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -86,9 +87,17 @@ class Server:
         self.url = f"http://{env['HOST']}:{env['PORT']}"
 
     def prepare(self, log: IO[str]) -> None:
-        python = sys.executable
-        run_checked([python, "manage.py", "migrate", "--noinput"], self.env, log, 600)
-        run_checked([python, "manage.py", "collectstatic", "--noinput", "-v0"], self.env, log, 300)
+        """migrate and collectstatic side by side: collectstatic does not use the database."""
+        commands = (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v0"])
+        with ThreadPoolExecutor(len(commands)) as pool:
+            running = [
+                pool.submit(
+                    run_checked, [sys.executable, "manage.py", *command], self.env, log, 600
+                )
+                for command in commands
+            ]
+            for command in running:
+                command.result()
 
     def start(self) -> None:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
