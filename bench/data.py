@@ -51,11 +51,13 @@ def reservations_bulk_fill(total_rows: int, filler_resources: int = 1000) -> int
     The rows are cancelled and expired reservations of filler resources: history that
     weighs on every index and scan but holds no places, so counters stay exact.
 
-    Loaded as PostgreSQL's manual advises for a bulk load: the table's secondary indexes
-    that take these rows are dropped and built again afterwards, and its own triggers are off meanwhile (the
-    counter trigger changes nothing for a row that holds no places; the foreign keys are
-    still checked). All in one transaction: an interrupted fill leaves the table as it
-    was, indexes and trigger included.
+    Loaded as PostgreSQL's manual advises for a bulk load: the secondary indexes that
+    take these rows are dropped and built again afterwards, and the table's own triggers
+    are off meanwhile (the counter trigger changes nothing for a row that holds no places;
+    the foreign keys are still checked). All in one transaction, which holds the table's
+    exclusive lock from its first change: no other session writes a row while the trigger
+    is off, and an interrupted fill leaves the table as it was, indexes and trigger
+    included. The role must own the table, as the one that ran the migrations does.
     """
     missing = total_rows - reservations_count()
     if missing <= 0:
