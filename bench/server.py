@@ -96,8 +96,8 @@ class Server:
                 )
                 for command in commands
             ]
-            for command in running:
-                command.result()
+            for started in running:
+                started.result()  # raises the first failure
 
     def start(self) -> None:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection
 from django.test.utils import CaptureQueriesContext
 
 import bench.data
@@ -99,12 +99,12 @@ def test_an_interrupted_bulk_fill_leaves_the_table_as_it_was(
     before, schema = reservations_count(), _reservation_schema()
     drop = bench.data._secondary_indexes_drop
 
-    def drop_then_fail(cursor: Any) -> list[str]:
-        drop(cursor)
-        raise KeyboardInterrupt
+    def drop_then_fail_to_rebuild(cursor: Any) -> list[str]:
+        # Fails once the rows are in and before any index is built again.
+        return ["SELECT 1 / 0", *drop(cursor)]
 
-    monkeypatch.setattr(bench.data, "_secondary_indexes_drop", drop_then_fail)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(bench.data, "_secondary_indexes_drop", drop_then_fail_to_rebuild)
+    with pytest.raises(DataError):
         reservations_bulk_fill(before + 100, filler_resources=10)
     assert reservations_count() == before
     assert _reservation_schema() == schema
