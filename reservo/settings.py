@@ -238,7 +238,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 # a browser's developer tools: not compressing them takes half the time off collectstatic.
 WHITENOISE_SKIP_COMPRESS_EXTENSIONS = (*Compressor.SKIP_COMPRESS_EXTENSIONS, "map")
 # Pages name static files through the manifest, by their hashed names only: the plain-named
-# copies are never served, and compressing them too doubled collectstatic's time.
+# copies are never asked for, and compressing them too doubled collectstatic's time.
 WHITENOISE_KEEP_ONLY_HASHED_FILES = True
 
 # Security (TLS terminates at a proxy in front; flags follow the environment) --------
