@@ -81,16 +81,7 @@ def naive_book(resource_id: int, quantity: int) -> JsonResponse:
 
 @_booking_view
 def ceiling_book(resource_id: int, quantity: int) -> JsonResponse:
-    params = book_params(
-        resource_id=resource_id,
-        actor=ACTOR,
-        quantity=quantity,
-        seats=None,
-        hold=False,
-        customer_name="",
-        customer_email="",
-        api_client_id=None,
-    )
+    params = book_params(resource_id=resource_id, actor=ACTOR, quantity=quantity)
     # Autocommit: the function's statement is its own transaction, one round trip.
     with connection.cursor() as cursor:
         cursor.execute(BOOK_SQL, params)

@@ -78,11 +78,11 @@ def book_params(
     resource_id: int,
     actor: Actor,
     quantity: int,
-    seats: Sequence[int] | None,
-    hold: bool,
-    customer_name: str,
-    customer_email: str,
-    api_client_id: int | None,
+    seats: Sequence[int] | None = None,
+    hold: bool = False,
+    customer_name: str = "",
+    customer_email: str = "",
+    api_client_id: int | None = None,
 ) -> dict[str, Any]:
     """The arguments of BOOK_SQL for one booking, its new management token among them."""
     token = secrets.token_urlsafe(24)
