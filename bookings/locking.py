@@ -52,7 +52,7 @@ def set_local_timeouts() -> None:
 
 
 def execute_then_commit(
-    sql: str, params: Sequence[Any] | Mapping[str, Any]
+    sql: str, params: Sequence[Any] | Mapping[str, Any], *, commit: bool | None = None
 ) -> dict[str, Any] | None:
     """Execute `sql` and, in the outermost transaction, its COMMIT in the same round trip;
     returns `sql`'s first row by column name (None if it returns none).
@@ -64,16 +64,17 @@ def execute_then_commit(
     transaction has ended); on success psycopg's commit finds no transaction open and does
     nothing, and the block runs its on_commit callbacks. Nothing that can fail may follow
     this call inside the block. Nested in an enclosing transaction, only `sql` runs, and
-    the enclosing block commits.
+    the enclosing block commits. `commit=True` commits nested too: for a caller that knows
+    `sql` is its whole transaction's last statement.
     """
     with connection.cursor() as cursor:
-        outermost = len(connection.atomic_blocks) == 1 and isinstance(
-            cursor.cursor, psycopg.ClientCursor
-        )
+        if commit is None:
+            commit = len(connection.atomic_blocks) == 1
+        commit = commit and isinstance(cursor.cursor, psycopg.ClientCursor)
         # Names straight from the result: `description` builds a Column object (with a
         # type lookup) per column on every access.
         cursor.cursor.row_factory = dict_row
-        cursor.execute(f"{sql}; COMMIT" if outermost else sql, params)
+        cursor.execute(f"{sql}; COMMIT" if commit else sql, params)
         result = cursor.cursor.pgresult
         if result is None or result.status != pq.ExecStatus.TUPLES_OK:
             return None

@@ -9,6 +9,12 @@ statement (that claim raises, before the statement runs, if the lock is taken or
 has a record); only then does it take the full claim, which waits and replays. Every
 response below 500 is recorded (a 4xx is an answer to that request too); 5xx responses
 (busy, unavailable, maintenance, bugs) are not, so a retry with the same key can succeed.
+
+A record holds either the rendered answer, inserted with the COMMIT once the request has
+answered, or, for an effect made by one statement that returns its outcome (a booking),
+that outcome and the request's language, written by the effect's own statement
+(`OutcomeRecord`): then the row lock the effect takes ends with that one round trip, and
+the answer is rendered from the outcome, the first time and on every replay alike.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.functions import Now
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from bookings.locking import caused_by, execute_then_commit, local_timeouts, retrying_conflicts
@@ -61,6 +68,62 @@ class StoredResponse:
     status: int
     body: Any
     replayed: bool
+
+
+# Renders the answer to a request from the outcome its effect recorded: (status, body).
+Renderer = Callable[[dict[str, Any]], tuple[int, Any]]
+
+RECORD_WITH_OUTCOME = """
+    WITH effect AS ({effect}),
+    record AS (
+        INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path,
+                                                request_hash, response_status, response_body)
+        SELECT %(idempotency_client)s, %(idempotency_key)s, %(idempotency_method)s,
+               %(idempotency_path)s, %(idempotency_hash)s, NULL,
+               jsonb_build_object('outcome', to_jsonb(effect),
+                                  'language', %(idempotency_language)s::text)
+          FROM effect
+         WHERE effect.outcome <> ALL (%(idempotency_unrecorded)s::text[])
+    )
+    SELECT * FROM effect
+"""
+
+
+@dataclass
+class OutcomeRecord:
+    """The record of an idempotent request, written by the statement of its effect.
+
+    `execute` runs that statement (one that returns a row with an `outcome` column) with
+    the record's insert, in one query, and with the transaction's COMMIT when the request
+    owns the transaction. An outcome in `unrecorded` (one answered with a 5xx) leaves no
+    record. A response body of `{"outcome": ..., "language": ...}` with no status is such
+    a record: its answer is rendered from the outcome, in that language.
+    """
+
+    request: IdempotentRequest
+    commit: bool
+    written: bool = field(default=False, init=False)
+
+    def execute(
+        self, sql: str, params: Mapping[str, Any], *, unrecorded: Collection[str]
+    ) -> dict[str, Any]:
+        row = execute_then_commit(
+            RECORD_WITH_OUTCOME.format(effect=sql),
+            {
+                **params,
+                "idempotency_client": self.request.client.pk,
+                "idempotency_key": self.request.key,
+                "idempotency_method": self.request.method,
+                "idempotency_path": self.request.path,
+                "idempotency_hash": self.request.request_hash,
+                "idempotency_language": translation.get_language() or "",
+                "idempotency_unrecorded": "{" + ",".join(unrecorded) + "}",
+            },
+            commit=self.commit,
+        )
+        assert row is not None  # the effect's statement returns one row
+        self.written = row["outcome"] not in unrecorded
+        return row
 
 
 def idempotency_key_validate(key: str) -> str:
@@ -115,9 +178,14 @@ def _claim(request: IdempotentRequest) -> tuple[Any, ...] | None:
 
 
 def _attempt(
-    request: IdempotentRequest, execute: Callable[[], tuple[int, Any]], *, claim_first: bool
+    request: IdempotentRequest,
+    execute: Callable[[OutcomeRecord], tuple[int, Any]],
+    render: Renderer,
+    *,
+    claim_first: bool,
 ) -> StoredResponse:
     with transaction.atomic():
+        owned = len(connection.atomic_blocks) == 1
         if claim_first:
             # With the request's first statement: no round trip of its own. A duplicate
             # never gets past it, and comes back with the full claim.
@@ -133,14 +201,22 @@ def _attempt(
                 raise IdempotencyKeyReused(
                     _("This Idempotency-Key was used for a different request.")
                 )
+            if status is None:  # an OutcomeRecord
+                stored = json.loads(body)
+                with translation.override(stored["language"] or None):
+                    status, answer = render(stored["outcome"])
+                return StoredResponse(status, answer, replayed=True)
             return StoredResponse(status, json.loads(body), replayed=True)
-        status, body = execute()
+        outcome_record = OutcomeRecord(request, commit=owned)
+        status, body = execute(outcome_record)
         response = StoredResponse(status, body, replayed=False)
         if status >= 500:
             raise _Unrecorded(response)
+        if outcome_record.written:
+            return response
         # The rendered text (a JSON string) keeps the body's key order, so a replay is
-        # byte-identical. Written out, and sent with the COMMIT: this insert is on the hot
-        # path, the last statement while the resource row is locked.
+        # byte-identical. Written out, and sent with the COMMIT: for a confirmation or a
+        # cancellation, this insert is the last statement while the resource row is locked.
         execute_then_commit(
             "INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path, "
             "request_hash, response_status, response_body) "
@@ -159,23 +235,27 @@ def _attempt(
 
 
 def idempotent_execute(
-    request: IdempotentRequest, execute: Callable[[], tuple[int, Any]]
+    request: IdempotentRequest,
+    execute: Callable[[OutcomeRecord], tuple[int, Any]],
+    render: Renderer,
 ) -> StoredResponse:
     """Run `execute` (returning status and JSON body) at most once for this client and
     key, or replay what it returned the first time.
 
     `execute` runs inside this transaction (the services it calls are nested in it, and
     cannot retry on their own), so serialization failures and deadlocks are retried here,
-    from the top. The record goes with the COMMIT (`execute_then_commit`).
+    from the top. The record goes with the COMMIT (`execute_then_commit`), unless the
+    effect's statement wrote it through the `OutcomeRecord` it is given; the answers to
+    such a record come from `render`, given the recorded outcome.
     """
 
     def attempt() -> StoredResponse:
         try:
-            return _attempt(request, execute, claim_first=True)
+            return _attempt(request, execute, render, claim_first=True)
         except (DatabaseError, ReservoError) as error:
             if not caused_by(error, [SQLSTATE_CLAIMED_ALREADY]):
                 raise
-        return _attempt(request, execute, claim_first=False)
+        return _attempt(request, execute, render, claim_first=False)
 
     try:
         return retrying_conflicts(attempt, also=_recorded_meanwhile)

@@ -3,8 +3,9 @@ reservation state themselves."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC
 from typing import Any
 
@@ -25,7 +26,13 @@ from bookings.api.serializers import (
     ReservationSerializer,
 )
 from bookings.models import ApiScope, Reservation, ReservationStatus
-from bookings.services import Actor, reservation_book, reservation_cancel, reservation_confirm
+from bookings.services import (
+    Actor,
+    booked_from,
+    reservation_book,
+    reservation_cancel,
+    reservation_confirm,
+)
 from reservo import metrics
 from reservo.errors import NotFound, ReservoError, ValidationFailed
 
@@ -104,31 +111,50 @@ class ReservationListView(ReservationViewMixin):
         responses={201: ReservationSerializer},
     )
     def post(self, request: Request) -> Response:
-        payload = ReservationCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data: dict[str, Any] = payload.validated_data
-        customer = data.get("customer") or {}
+        data = self._booking_request(request)
         try:
-            booking = reservation_book(
-                resource_id=data["resource"],
-                actor=self.actor(),
-                quantity=data.get("quantity"),
-                seat_ids=data.get("seats"),
-                hold=data["hold"],
-                customer_name=customer.get("name", ""),
-                customer_email=customer.get("email", ""),
-                api_client=self.client,
-            )
-        except NotFound as exc:
-            metrics.booking_outcome(ValidationFailed.code)
-            raise ValidationFailed({"resource": [_("No such resource.")]}) from exc
+            with self._booking_refusals():
+                booking = reservation_book(
+                    **data,
+                    actor=self.actor(),
+                    api_client=self.client,
+                    recorder=self.outcome_record,
+                )
         except ReservoError as exc:
             metrics.booking_outcome(exc.code)
             raise
         metrics.booking_outcome("created")
-        reservation = booking.reservation
-        reservation.seat_ids = sorted(data.get("seats") or [])  # type: ignore[attr-defined]
+        return self.reservation_response(booking.reservation, status.HTTP_201_CREATED)
+
+    def render_outcome(self, request: Request, outcome: dict[str, Any]) -> Response:
+        """The answer to a booking request from its recorded outcome: the same as the first."""
+        data = self._booking_request(request)
+        del data["hold"]  # the outcome's status says it
+        with self._booking_refusals():
+            reservation = booked_from(outcome, **data)
         return self.reservation_response(reservation, status.HTTP_201_CREATED)
+
+    def _booking_request(self, request: Request) -> dict[str, Any]:
+        """The booking's arguments from the request body."""
+        payload = ReservationCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data: dict[str, Any] = payload.validated_data
+        customer = data.get("customer") or {}
+        return {
+            "resource_id": data["resource"],
+            "hold": data["hold"],
+            "quantity": data.get("quantity"),
+            "seat_ids": data.get("seats"),
+            "customer_name": customer.get("name", ""),
+            "customer_email": customer.get("email", ""),
+        }
+
+    @contextlib.contextmanager
+    def _booking_refusals(self) -> Iterator[None]:
+        try:
+            yield
+        except NotFound as exc:
+            raise ValidationFailed({"resource": [_("No such resource.")]}) from exc
 
 
 class ReservationDetailView(ReservationViewMixin):

@@ -6,7 +6,7 @@ and defer cache invalidation to on_commit. Every decision about time uses the da
 clock.
 """
 
-from bookings.services.booking import reservation_book
+from bookings.services.booking import booked_from, reservation_book
 from bookings.services.common import SYSTEM, Actor, Booking, ReferenceTaken, manage_token_hash
 from bookings.services.transitions import (
     reservation_cancel,
@@ -19,6 +19,7 @@ __all__ = [
     "Actor",
     "Booking",
     "ReferenceTaken",
+    "booked_from",
     "manage_token_hash",
     "reservation_book",
     "reservation_cancel",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 from django.utils.translation import gettext as _
 
@@ -48,6 +49,19 @@ BOOK_SQL = """
         %(settings_defaults)s::jsonb, %(lock_timeout)s, %(statement_timeout)s)
 """
 SETTINGS_DEFAULTS = json.dumps(LOCK_RESOURCE_DEFAULTS)
+OUTCOME_TIMESTAMPS = ("hold_expires_at", "created_at", "confirmed_at")
+# Outcomes answered with a 5xx (maintenance; every candidate reference taken): a request
+# may try again with the same Idempotency-Key and succeed, so they are never recorded.
+OUTCOMES_NOT_RECORDED = ("maintenance", "reference_taken")
+
+
+class OutcomeRecorder(Protocol):
+    """Runs the booking's statement together with the record of its outcome, as the
+    transaction's last statement (an idempotent API request: bookings.api.idempotency)."""
+
+    def execute(
+        self, sql: str, params: Mapping[str, Any], *, unrecorded: Collection[str]
+    ) -> dict[str, Any]: ...
 
 
 def _array_literal(values: Sequence[object]) -> str:
@@ -117,8 +131,12 @@ def reservation_book(
     customer_name: str = "",
     customer_email: str = "",
     api_client: ApiClient | None = None,
+    recorder: OutcomeRecorder | None = None,
 ) -> Booking:
-    """Book places by quantity or by seats, as a hold or confirmed at once. All or nothing."""
+    """Book places by quantity or by seats, as a hold or confirmed at once. All or nothing.
+
+    With `recorder`, the booking's statement also writes the record of its outcome, and
+    commits; the answer can then be rendered again from that outcome (`booked_from`)."""
     _validate_request(quantity, seat_ids)
     seats = sorted(seat_ids) if seat_ids is not None else None
     wanted = len(seats) if seats is not None else quantity
@@ -136,7 +154,11 @@ def reservation_book(
     token, token_hash = params["manage_token"], params["manage_token_hash"]
 
     def book() -> dict[str, Any]:
-        outcome = execute_then_commit(BOOK_SQL, params)
+        outcome = (
+            recorder.execute(BOOK_SQL, params, unrecorded=OUTCOMES_NOT_RECORDED)
+            if recorder is not None
+            else execute_then_commit(BOOK_SQL, params)
+        )
         assert outcome is not None  # reservo_book returns one row
         if outcome["outcome"] == "booked" or outcome["expired"]:
             _on_commit_invalidate(resource_id)
@@ -157,8 +179,41 @@ def reservation_book(
     outcome = in_booking_transaction(
         book, constraint_errors=constraint_errors, savepoint=False, set_timeouts=False
     )
+    reservation = booked_from(
+        outcome,
+        resource_id=resource_id,
+        quantity=wanted,
+        seat_ids=seats,
+        customer_name=customer_name,
+        customer_email=customer_email,
+        api_client=api_client,
+    )
+    reservation.manage_token_hash = token_hash
+    return Booking(reservation=reservation, manage_token=token)
+
+
+def booked_from(
+    outcome: Mapping[str, Any],
+    *,
+    resource_id: int,
+    quantity: int | None = None,
+    seat_ids: Sequence[int] | None = None,
+    customer_name: str = "",
+    customer_email: str = "",
+    api_client: ApiClient | None = None,
+) -> Reservation:
+    """The reservation a booking's outcome (a row of `reservo_book`, or that row as JSON)
+    made, for the request that asked for it; or the refusal it stands for, raised."""
+    seats = sorted(seat_ids) if seat_ids is not None else None
     if outcome["outcome"] != "booked":
         raise _refusal(outcome, seats)
+    wanted = len(seats) if seats is not None else quantity
+    assert wanted is not None  # a booking names seats or a quantity
+    if isinstance(outcome["created_at"], str):  # the row as JSON: its timestamps as text
+        outcome = {
+            **outcome,
+            **{name: _timestamp(outcome[name]) for name in OUTCOME_TIMESTAMPS},
+        }
     reservation = Reservation(
         id=outcome["reservation_id"],
         public_id=outcome["public_id"],
@@ -172,14 +227,17 @@ def reservation_book(
         customer_name=customer_name,
         customer_email=customer_email,
         api_client=api_client,
-        manage_token_hash=token_hash,
     )
     reservation._state.adding = False
     reservation.seat_ids = seats or []  # type: ignore[attr-defined]
-    return Booking(reservation=reservation, manage_token=token)
+    return reservation
 
 
-def _refusal(outcome: dict[str, Any], seats: Sequence[int] | None) -> ReservoError:
+def _timestamp(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _refusal(outcome: Mapping[str, Any], seats: Sequence[int] | None) -> ReservoError:
     code = outcome["outcome"]
     name = outcome["resource_name"]
     if code == "not_found":

@@ -9,14 +9,20 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import IntegrityError
 from django.db.models.functions import Now
 
 from bookings.api import idempotency
 from bookings.models import IdempotencyRecord, Reservation
-from reservo.errors import Busy
+from bookings.services import booked_from
+from bookings.services.booking import OUTCOMES_NOT_RECORDED
+from reservo.errors import Busy, ReservoError
+from reservo.problems import problem_status
+from settings_app.models import SystemSettings
+from settings_app.selectors import system_settings
 from tests.api.conftest import Api, problem
 from tests.conftest import run_concurrently
-from tests.factories import ResourceFactory
+from tests.factories import ApiClientFactory, ResourceFactory, SeatedResourceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -115,6 +121,71 @@ def test_a_503_is_not_recorded_so_a_retry_can_succeed(
     assert Reservation.objects.count() == 1
 
 
+def test_a_booking_records_its_outcome_and_every_answer_is_rendered_from_it(
+    book_api: Api,
+) -> None:
+    """The booking's own statement writes the record: the outcome reservo_book returned
+    and the request's language, no rendered answer. A replay is rendered from that
+    outcome, so it is the first answer even after the reservation has changed, whatever
+    the replay's language."""
+    resource = SeatedResourceFactory()
+    seats = list(resource.seats.order_by("-id").values_list("pk", flat=True)[:2])
+    body = {"resource": resource.pk, "seats": seats, "hold": True, "customer": {"name": "Ada"}}
+
+    first = book_api.post(RESERVATIONS, body, **{"Accept-Language": "fr", **KEY})
+    assert first.status_code == 201, first.content
+    record = IdempotencyRecord.objects.get()
+    assert record.response_status is None
+    assert record.response_body["language"] == "fr"
+    outcome = record.response_body["outcome"]
+    assert (outcome["outcome"], outcome["public_id"]) == ("booked", first.json()["id"])
+
+    book_api.post(f"{RESERVATIONS}{first.json()['id']}/cancel/")
+    again = book_api.post(RESERVATIONS, body, **{"Accept-Language": "de", **KEY})
+
+    assert again.status_code == 201
+    assert again.content == first.content
+    assert again.json()["status"] == "held"
+    assert again.json()["seats"] == sorted(seats)
+    assert Reservation.objects.count() == 1
+
+
+def test_a_refusal_is_recorded_by_the_booking_statement_too(book_api: Api) -> None:
+    resource = ResourceFactory(capacity=1)
+    first = book_api.post(RESERVATIONS, {"resource": resource.pk, "quantity": 2}, **KEY)
+    problem(first, 409, "sold_out")
+    record = IdempotencyRecord.objects.get()
+    assert record.response_status is None
+    assert record.response_body["outcome"]["outcome"] == "sold_out"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_answered_with_a_503_is_not_recorded(book_api: Api) -> None:
+    """Maintenance turned on after the middleware let the request through: the booking
+    refuses it under the resource lock, with a 503, and writes no record."""
+    resource = ResourceFactory()
+    body = {"resource": resource.pk, "quantity": 1}
+    assert not system_settings().maintenance_mode  # now cached
+    SystemSettings.objects.update(maintenance_mode=True)  # the cached copy still says off
+    assert not system_settings().maintenance_mode
+
+    problem(book_api.post(RESERVATIONS, body, **KEY), 503, "maintenance")
+    assert not IdempotencyRecord.objects.exists()
+
+    SystemSettings.objects.update(maintenance_mode=False)
+    assert book_api.post(RESERVATIONS, body, **KEY).status_code == 201
+    assert Reservation.objects.count() == 1
+
+
+def test_a_record_without_a_status_holds_an_outcome() -> None:
+    record = IdempotencyRecord(
+        api_client=ApiClientFactory(), key="k", method="POST", path="/", request_hash="h"
+    )
+    record.response_body = {"detail": "no outcome"}
+    with pytest.raises(IntegrityError, match="idempotency_answer_or_outcome"):
+        record.save()
+
+
 def test_confirm_and_cancel_are_idempotent_too(book_api: Api) -> None:
     resource = ResourceFactory()
     held = book_api.post(RESERVATIONS, {"resource": resource.pk, "quantity": 1, "hold": True})
@@ -193,3 +264,34 @@ def test_purge_keeps_records_for_at_least_24_hours(book_api: Api) -> None:
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["recent"]
     assert out.getvalue().startswith("1 ")
     assert idempotency.idempotency_records_purge() == 0
+
+
+# reservo_book's outcomes other than "booked" (bookings/migrations/0004).
+REFUSALS = [
+    "not_found",
+    "maintenance",
+    "not_bookable",
+    "wrong_kind",
+    "limit_exceeded",
+    "unknown_seats",
+    "seats_taken",
+    "sold_out",
+    "reference_taken",
+]
+
+
+@pytest.mark.parametrize("code", REFUSALS)
+def test_the_outcomes_left_unrecorded_are_those_answered_with_a_5xx(code: str) -> None:
+    outcome = {
+        "outcome": code,
+        "resource_name": "Gala",
+        "maintenance_message": "",
+        "max_places": 2,
+        "available": 0,
+        "seat_ids": [1],
+        "seat_labels": ["A1"],
+    }
+    with pytest.raises(ReservoError) as refused:
+        booked_from(outcome, resource_id=1, quantity=3)
+    answered_5xx = problem_status(refused.value) >= 500
+    assert answered_5xx == (code in OUTCOMES_NOT_RECORDED)
