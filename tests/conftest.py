@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import override_settings
 
 from bookings.services import Actor
@@ -185,3 +185,19 @@ def wait_until(condition: Callable[[], object], timeout: float, message: str) ->
             pytest.fail(message)
         time.sleep(0.02)
     return time.monotonic() - start
+
+
+@pytest.fixture(params=["read_committed", "serializable"])
+def isolation_level(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test under each isolation level; every new connection gets it."""
+    options = connections.settings["default"]["OPTIONS"]
+    before = options["isolation_level"]
+    options["isolation_level"] = django_settings.ISOLATION_LEVELS[request.param]
+    connections.close_all()
+    try:
+        with transaction.atomic():
+            assert scalar("SHOW transaction_isolation") == request.param.replace("_", " ")
+        yield request.param
+    finally:
+        options["isolation_level"] = before
+        connections.close_all()

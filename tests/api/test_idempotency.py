@@ -295,3 +295,48 @@ def test_the_outcomes_left_unrecorded_are_those_answered_with_a_5xx(code: str) -
         booked_from(outcome, resource_id=1, quantity=3)
     answered_5xx = problem_status(refused.value) >= 500
     assert answered_5xx == (code in OUTCOMES_NOT_RECORDED)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_duplicates_racing_for_the_last_places_under_each_isolation_level(
+    book_api: Api, isolation_level: str
+) -> None:
+    """Eight keys, each sent three times at once, for three places. Each key executes at
+    most once, and every answer it gets (during the race, and replayed afterwards) is the
+    same, rendered from its one recorded outcome."""
+    resource = ResourceFactory(capacity=3)
+    keys = [f"race-{n}" for n in range(8)]
+
+    def send(index: int) -> tuple[str, int, bytes]:
+        key = keys[index % len(keys)]
+        response = Api(book_api.key).post(
+            RESERVATIONS, {"resource": resource.pk, "quantity": 1}, **{"Idempotency-Key": key}
+        )
+        return key, response.status_code, response.content
+
+    results = run_concurrently(3 * len(keys), send)
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    # Not answers to the request: another copy was running, or (SERIALIZABLE) the
+    # retries ran out. Neither is recorded.
+    transient = (b'"idempotency_in_progress"', b'"busy"')
+    answers: dict[str, set[bytes]] = {key: set() for key in keys}
+    for key, status, content in results:
+        if not any(code in content for code in transient):
+            assert status in (201, 409), content
+            answers[key].add(content)
+    final = {
+        key: book_api.post(
+            RESERVATIONS, {"resource": resource.pk, "quantity": 1}, **{"Idempotency-Key": key}
+        )
+        for key in keys
+    }
+    for key in keys:
+        assert answers[key] <= {final[key].content}, key
+    booked = [key for key in keys if final[key].status_code == 201]
+    assert len(booked) == 3
+    assert all(final[key].json()["code"] == "sold_out" for key in keys if key not in booked)
+    assert Reservation.objects.filter(resource=resource).count() == 3
+    assert IdempotencyRecord.objects.count() == len(keys)
+    resource.refresh_from_db()
+    assert resource.held + resource.confirmed == 3
