@@ -31,6 +31,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.functions import Now
 from django.utils import translation
 from django.utils.translation import gettext as _
+from psycopg.pq import TransactionStatus
 
 from bookings.locking import caused_by, execute_then_commit, local_timeouts, retrying_conflicts
 from bookings.models import ApiClient, IdempotencyRecord
@@ -50,6 +51,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x20-\x7e]{1,255}$")
 RETENTION = timedelta(hours=24)
 UNIQUE_CONSTRAINT = "idempotency_key_unique"
+IDLE = TransactionStatus.IDLE
 # Raised by reservo_idempotency_claim_first (bookings/migrations/0009).
 SQLSTATE_CLAIMED_ALREADY = "RV001"
 
@@ -103,6 +105,7 @@ class OutcomeRecord:
     request: IdempotentRequest
     commit: bool
     written: bool = field(default=False, init=False)
+    committed: bool = field(default=False, init=False)
 
     def execute(
         self, sql: str, params: Mapping[str, Any], *, unrecorded: Collection[str]
@@ -123,6 +126,8 @@ class OutcomeRecord:
         )
         assert row is not None  # the effect's statement returns one row
         self.written = row["outcome"] not in unrecorded
+        raw = connection.connection
+        self.committed = raw is not None and raw.info.transaction_status == IDLE
         return row
 
 
@@ -208,30 +213,40 @@ def _attempt(
                 return StoredResponse(status, answer, replayed=True)
             return StoredResponse(status, json.loads(body), replayed=True)
         outcome_record = OutcomeRecord(request, commit=owned)
-        status, body = execute(outcome_record)
-        response = StoredResponse(status, body, replayed=False)
-        if status >= 500:
-            raise _Unrecorded(response)
-        if outcome_record.written:
+        try:
+            status, body = execute(outcome_record)
+            response = StoredResponse(status, body, replayed=False)
+            if status >= 500:
+                raise _Unrecorded(response)
+        except Exception as error:
+            if not outcome_record.committed:
+                raise
+            # The effect's statement committed: the block must end as a commit does, so
+            # that the effect's after-commit work (cache invalidation) runs; then this
+            # error goes up.
+            failure = error
+        else:
+            if outcome_record.written:
+                return response
+            # The rendered text (a JSON string) keeps the body's key order, so a replay is
+            # byte-identical. Written out, and sent with the COMMIT: for a confirmation or a
+            # cancellation, this insert is the last statement while the resource row is locked.
+            execute_then_commit(
+                "INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path, "
+                "request_hash, response_status, response_body) "
+                "VALUES (%s, %s, %s, %s, %s, %s, to_jsonb(%s::text))",
+                [
+                    request.client.pk,
+                    request.key,
+                    request.method,
+                    request.path,
+                    request.request_hash,
+                    status,
+                    json.dumps(body, ensure_ascii=False),
+                ],
+            )
             return response
-        # The rendered text (a JSON string) keeps the body's key order, so a replay is
-        # byte-identical. Written out, and sent with the COMMIT: for a confirmation or a
-        # cancellation, this insert is the last statement while the resource row is locked.
-        execute_then_commit(
-            "INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path, "
-            "request_hash, response_status, response_body) "
-            "VALUES (%s, %s, %s, %s, %s, %s, to_jsonb(%s::text))",
-            [
-                request.client.pk,
-                request.key,
-                request.method,
-                request.path,
-                request.request_hash,
-                status,
-                json.dumps(body, ensure_ascii=False),
-            ],
-        )
-        return response
+    raise failure
 
 
 def idempotent_execute(

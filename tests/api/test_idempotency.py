@@ -340,3 +340,33 @@ def test_duplicates_racing_for_the_last_places_under_each_isolation_level(
     assert IdempotencyRecord.objects.count() == len(keys)
     resource.refresh_from_db()
     assert resource.held + resource.confirmed == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_after_the_booking_committed_still_runs_its_after_commit_work(
+    book_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The booking's statement commits before the answer is rendered. Should rendering
+    fail (a bug: 500), the booking and its record stay, and the resource's cached detail
+    is still invalidated; a retry with the key is answered from the record."""
+    from bookings.api import views
+
+    resource = ResourceFactory(capacity=5)
+    detail = f"/api/v1/resources/{resource.pk}/"
+    assert book_api.get(detail).json()["available"] == 5  # now cached
+    body = {"resource": resource.pk, "quantity": 2}
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("rendering failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(views.ReservationListView, "reservation_response", broken)
+        failed = Api(book_api.key)
+        failed.http.raise_request_exception = False
+        assert failed.post(RESERVATIONS, body, **KEY).status_code == 500
+
+    assert Reservation.objects.count() == 1
+    assert book_api.get(detail).json()["available"] == 3
+    again = book_api.post(RESERVATIONS, body, **KEY)
+    assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
