@@ -65,7 +65,9 @@ def execute_then_commit(
     nothing, and the block runs its on_commit callbacks. Nothing that can fail may follow
     this call inside the block. Nested in an enclosing transaction, only `sql` runs, and
     the enclosing block commits. `commit=True` commits nested too: for a caller that knows
-    `sql` is its whole transaction's last statement.
+    `sql` is its whole transaction's last statement, and that ends the outermost block
+    normally whatever follows, so that its on_commit callbacks run
+    (bookings.api.idempotency).
     """
     with connection.cursor() as cursor:
         if commit is None:
