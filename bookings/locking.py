@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -49,6 +49,12 @@ def set_local_timeouts() -> None:
             "set_config('statement_timeout', %s, true)",
             local_timeouts(),
         )
+
+
+def array_literal(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal of plain values (ids, references, status names): cheaper
+    to send on the hot path than a list, whose every element psycopg inspects."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def execute_then_commit(

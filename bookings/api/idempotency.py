@@ -33,7 +33,13 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from psycopg.pq import TransactionStatus
 
-from bookings.locking import caused_by, execute_then_commit, local_timeouts, retrying_conflicts
+from bookings.locking import (
+    array_literal,
+    caused_by,
+    execute_then_commit,
+    local_timeouts,
+    retrying_conflicts,
+)
 from bookings.models import ApiClient, IdempotencyRecord
 from reservo.db.base import send_before_next_statement
 from reservo.errors import (
@@ -51,7 +57,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x20-\x7e]{1,255}$")
 RETENTION = timedelta(hours=24)
 UNIQUE_CONSTRAINT = "idempotency_key_unique"
-IDLE = TransactionStatus.IDLE
 # Raised by reservo_idempotency_claim_first (bookings/migrations/0009).
 SQLSTATE_CLAIMED_ALREADY = "RV001"
 
@@ -120,14 +125,14 @@ class OutcomeRecord:
                 "idempotency_path": self.request.path,
                 "idempotency_hash": self.request.request_hash,
                 "idempotency_language": translation.get_language() or "",
-                "idempotency_unrecorded": "{" + ",".join(unrecorded) + "}",
+                "idempotency_unrecorded": array_literal(unrecorded),
             },
             commit=self.commit,
         )
         assert row is not None  # the effect's statement returns one row
         self.written = row["outcome"] not in unrecorded
         raw = connection.connection
-        self.committed = raw is not None and raw.info.transaction_status == IDLE
+        self.committed = raw is not None and raw.info.transaction_status == TransactionStatus.IDLE
         return row
 
 

@@ -16,7 +16,12 @@ from typing import Any, Protocol
 
 from django.utils.translation import gettext as _
 
-from bookings.locking import execute_then_commit, in_booking_transaction, local_timeouts
+from bookings.locking import (
+    array_literal,
+    execute_then_commit,
+    in_booking_transaction,
+    local_timeouts,
+)
 from bookings.models import ApiClient, Reservation, ReservationSeat
 from bookings.notifications import EMAILED
 from bookings.services.common import (
@@ -64,13 +69,7 @@ class OutcomeRecorder(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def _array_literal(values: Sequence[object]) -> str:
-    """A PostgreSQL array literal of plain values (ids, references, status names): cheaper
-    to send on the hot path than a list, whose every element psycopg inspects."""
-    return "{" + ",".join(map(str, values)) + "}"
-
-
-EMAILED_ARRAY = _array_literal(EMAILED)
+EMAILED_ARRAY = array_literal(EMAILED)
 
 
 def _validate_request(quantity: int | None, seat_ids: Sequence[int] | None) -> None:
@@ -104,9 +103,9 @@ def book_params(
     return {
         "resource_id": resource_id,
         "quantity": quantity,
-        "seat_ids": _array_literal(seats) if seats is not None else None,
+        "seat_ids": array_literal(seats) if seats is not None else None,
         "hold": hold,
-        "references": _array_literal([_new_reference() for _ in range(REFERENCE_ATTEMPTS)]),
+        "references": array_literal([_new_reference() for _ in range(REFERENCE_ATTEMPTS)]),
         "customer_name": customer_name,
         "customer_email": customer_email,
         "api_client_id": api_client_id,
