@@ -12,14 +12,19 @@ export HOST PORT
 
 # One install for each set of extras, made again only when pyproject.toml changes. The
 # benchmark needs none of the suite's tools (pytest, mypy, Playwright, ...): not installing
-# them saves a fresh clone's `make bench` 20-odd seconds. Nothing is byte-compiled at
-# install (a fifth of its time): Python compiles what is imported, once, on first use.
+# them saves a fresh clone's `make bench` 20-odd seconds.
 $(STAMP): EXTRAS := dev
 $(BENCH_STAMP): EXTRAS := bench
+# uv installs what pip would, from the same pyproject.toml, in a third of the time (a
+# fresh clone's `make bench`: 12 s against 44 s). It reads none of pip's settings
+# (pip.conf, PIP_INDEX_URL): where it cannot install, pip does, as it is configured.
 $(STAMP) $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet uv \
+		&& $(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -e ".[$(EXTRAS)]" \
+		|| { echo "uv could not install; installing with pip"; \
+			$(PY) -m pip install --quiet --upgrade pip \
+			&& $(PY) -m pip install --quiet -e ".[$(EXTRAS)]"; }
 	touch $@
 
 install: $(STAMP)
