@@ -57,7 +57,7 @@ def reservations_bulk_fill(total_rows: int, filler_resources: int = 1000) -> int
     and the table's own triggers are off meanwhile (the counter trigger changes nothing
     for a row that holds no places). The public ids are md5 hashes of a random salt and
     the row's number, spread as random UUIDs are: `gen_random_uuid()` asks for random
-    bytes once per row, which took a fifth of the fill. All in one transaction, which
+    bytes once per row, which took a tenth of the fill. All in one transaction, which
     holds the table's exclusive lock from its first change: no other session writes a
     row while the trigger is off, and an interrupted fill leaves the table as it was,
     indexes, foreign keys and trigger included. The role must own the table, as the one
