@@ -16,7 +16,7 @@ export HOST PORT
 $(STAMP): EXTRAS := dev
 $(BENCH_STAMP): EXTRAS := bench
 # uv installs what pip would, from the same pyproject.toml, in a third of the time (a
-# fresh clone's `make bench`: 12 s against 44 s). It reads none of pip's settings
+# fresh clone's `make bench`: 12 s against 38 s). It reads none of pip's settings
 # (pip.conf, PIP_INDEX_URL): where it cannot install, pip does, as it is configured.
 $(STAMP) $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
