@@ -181,8 +181,8 @@ def reservation_book(
     reservation = booked_from(
         outcome,
         resource_id=resource_id,
-        quantity=wanted,
-        seat_ids=seats,
+        quantity=quantity,
+        seat_ids=seat_ids,
         customer_name=customer_name,
         customer_email=customer_email,
         api_client=api_client,
