@@ -32,6 +32,7 @@ from bookings.services import (
     reservation_book,
     reservation_cancel,
     reservation_confirm,
+    transitioned_from,
 )
 from reservo import metrics
 from reservo.errors import NotFound, ReservoError, ValidationFailed
@@ -175,10 +176,21 @@ class ReservationDetailView(ReservationViewMixin):
         return self.reservation_response(reservation)
 
 
-class ReservationConfirmView(ReservationViewMixin):
-    """Turn a hold into a booking; a hold past its expiry is refused (hold_expired)."""
+class ReservationTransitionView(ReservationViewMixin):
+    """A transition of one reservation; its answer, replays included, is rendered from the
+    outcome the transition's statement returned (and, with a key, recorded)."""
 
     serializer_class = ReservationSerializer
+    to_status: ReservationStatus
+
+    def render_outcome(self, request: Request, outcome: dict[str, Any]) -> Response:
+        return self.reservation_response(transitioned_from(outcome, self.to_status))
+
+
+class ReservationConfirmView(ReservationTransitionView):
+    """Turn a hold into a booking; a hold past its expiry is refused (hold_expired)."""
+
+    to_status = ReservationStatus.CONFIRMED
 
     @extend_schema(
         operation_id="reservations_confirm",
@@ -195,21 +207,24 @@ class ReservationConfirmView(ReservationViewMixin):
             actor=self.actor(),
             customer_name=customer.get("name") if customer else None,
             customer_email=customer.get("email") if customer else None,
+            recorder=self.outcome_record,
         )
         return self.reservation_response(reservation)
 
 
-class ReservationCancelView(ReservationViewMixin):
+class ReservationCancelView(ReservationTransitionView):
     """Cancel a held or confirmed reservation; its places are released once."""
 
-    serializer_class = ReservationSerializer
+    to_status = ReservationStatus.CANCELLED
 
     @extend_schema(
         operation_id="reservations_cancel", request=None, responses=ReservationSerializer
     )
     def post(self, request: Request, public_id: str) -> Response:
         reservation = reservation_cancel(
-            reservation_id=self.reservation_pk(public_id), actor=self.actor()
+            reservation_id=self.reservation_pk(public_id),
+            actor=self.actor(),
+            recorder=self.outcome_record,
         )
         return self.reservation_response(reservation)
 

@@ -12,6 +12,7 @@ from bookings.services.transitions import (
     reservation_cancel,
     reservation_confirm,
     reservations_expire_due,
+    transitioned_from,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "reservation_cancel",
     "reservation_confirm",
     "reservations_expire_due",
+    "transitioned_from",
 ]

@@ -8,11 +8,9 @@ function's outcome into the domain's errors and messages, and retries conflicts.
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from django.utils.translation import gettext as _
 
@@ -23,17 +21,19 @@ from bookings.locking import (
     local_timeouts,
 )
 from bookings.models import ApiClient, Reservation, ReservationSeat
-from bookings.notifications import EMAILED
 from bookings.services.common import (
-    LOCK_RESOURCE_DEFAULTS,
+    EMAILED_ARRAY,
     REFERENCE_ATTEMPTS,
+    SETTINGS_DEFAULTS,
     Actor,
     Booking,
+    OutcomeRecorder,
     ReferenceTaken,
     _new_reference,
     _on_commit_invalidate,
     maintenance_error,
     manage_token_hash,
+    reservation_from_outcome,
 )
 from reservo.errors import (
     LimitExceeded,
@@ -53,23 +53,9 @@ BOOK_SQL = """
         %(manage_token_hash)s, %(actor)s, %(bound_by_maintenance)s, %(emailed)s::text[],
         %(settings_defaults)s::jsonb, %(lock_timeout)s, %(statement_timeout)s)
 """
-SETTINGS_DEFAULTS = json.dumps(LOCK_RESOURCE_DEFAULTS)
-OUTCOME_TIMESTAMPS = ("hold_expires_at", "created_at", "confirmed_at")
 # Outcomes answered with a 5xx (maintenance; every candidate reference taken): a request
 # may try again with the same Idempotency-Key and succeed, so they are never recorded.
 OUTCOMES_NOT_RECORDED = ("maintenance", "reference_taken")
-
-
-class OutcomeRecorder(Protocol):
-    """Runs the booking's statement together with the record of its outcome, as the
-    transaction's last statement (an idempotent API request: bookings.api.idempotency)."""
-
-    def execute(
-        self, sql: str, params: Mapping[str, Any], *, unrecorded: Collection[str]
-    ) -> dict[str, Any]: ...
-
-
-EMAILED_ARRAY = array_literal(EMAILED)
 
 
 def _validate_request(quantity: int | None, seat_ids: Sequence[int] | None) -> None:
@@ -208,32 +194,16 @@ def booked_from(
         raise _refusal(outcome, seats)
     wanted = len(seats) if seats is not None else quantity
     assert wanted is not None  # a booking names seats or a quantity
-    if isinstance(outcome["created_at"], str):  # the row as JSON: its timestamps as text
-        outcome = {
-            **outcome,
-            **{name: _timestamp(outcome[name]) for name in OUTCOME_TIMESTAMPS},
-        }
-    reservation = Reservation(
-        id=outcome["reservation_id"],
-        public_id=outcome["public_id"],
-        reference=outcome["reference"],
+    reservation = reservation_from_outcome(
+        outcome,
         resource_id=resource_id,
         quantity=wanted,
-        status=outcome["status"],
-        hold_expires_at=outcome["hold_expires_at"],
-        created_at=outcome["created_at"],
-        confirmed_at=outcome["confirmed_at"],
         customer_name=customer_name,
         customer_email=customer_email,
         api_client=api_client,
     )
-    reservation._state.adding = False
     reservation.seat_ids = seats or []  # type: ignore[attr-defined]
     return reservation
-
-
-def _timestamp(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
 
 
 def _refusal(outcome: Mapping[str, Any], seats: Sequence[int] | None) -> ReservoError:

@@ -4,16 +4,19 @@ and outbox rows, and the expiry of due holds."""
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from bookings.models import Reservation, ReservationEvent
-from bookings.notifications import EMAILED, outbox_enqueue
+from bookings.locking import array_literal
+from bookings.models import Reservation
+from bookings.notifications import EMAILED
 from reservo.errors import (
     Maintenance,
     NotFound,
@@ -100,6 +103,10 @@ LOCK_RESOURCE_DEFAULTS = {
         "default_max_per_booking",
     )
 }
+# The settings' stand-ins and the statuses that email the customer, as the booking
+# functions take them.
+SETTINGS_DEFAULTS = json.dumps(LOCK_RESOURCE_DEFAULTS)
+EMAILED_ARRAY = array_literal(EMAILED)
 
 
 def _lock_resource(resource_id: int, actor: Actor) -> Resource:
@@ -119,25 +126,52 @@ def maintenance_error(message: str) -> Maintenance:
     )
 
 
-def _record(
-    reservations: Sequence[Reservation],
-    from_status: str,
-    actor: Actor,
-    *,
-    manage_token: str | None = None,
-) -> None:
-    """History rows and outbox notifications for transitions made in the current transaction."""
-    ReservationEvent.objects.bulk_create(
-        ReservationEvent(
-            reservation=r, from_status=from_status, to_status=r.status, actor=str(actor)
-        )
-        for r in reservations
-    )
-    outbox_enqueue(reservations, manage_token=manage_token)
-
-
 def _on_commit_invalidate(resource_id: int) -> None:
     transaction.on_commit(lambda: availability_invalidate(resource_id))
+
+
+# Every reservation column a booking function's outcome may carry, under its own name.
+OUTCOME_FIELDS = (
+    "public_id",
+    "reference",
+    "resource_id",
+    "quantity",
+    "status",
+    "hold_expires_at",
+    "created_at",
+    "confirmed_at",
+    "cancelled_at",
+    "expired_at",
+    "customer_name",
+    "customer_email",
+)
+OUTCOME_TIMESTAMPS = frozenset(
+    ("hold_expires_at", "created_at", "confirmed_at", "cancelled_at", "expired_at")
+)
+
+
+class OutcomeRecorder(Protocol):
+    """Runs a booking function's statement together with the record of its outcome, as the
+    transaction's last statement (an idempotent API request: bookings.api.idempotency)."""
+
+    def execute(
+        self, sql: str, params: Mapping[str, Any], *, unrecorded: Collection[str]
+    ) -> dict[str, Any]: ...
+
+
+def reservation_from_outcome(outcome: Mapping[str, Any], **known: Any) -> Reservation:
+    """The reservation a booking function's outcome row describes (or that row as JSON, its
+    timestamps as text: a recorded outcome), with the `known` fields it does not carry.
+    Its `seat_ids`, when the outcome has them, are its seats."""
+    fields = {name: outcome[name] for name in OUTCOME_FIELDS if name in outcome}
+    for name in OUTCOME_TIMESTAMPS.intersection(fields):
+        if isinstance(fields[name], str):
+            fields[name] = datetime.fromisoformat(fields[name])
+    reservation = Reservation(id=outcome["reservation_id"], **fields, **known)
+    reservation._state.adding = False
+    if "seat_ids" in outcome:
+        reservation.seat_ids = list(outcome["seat_ids"] or [])  # type: ignore[attr-defined]
+    return reservation
 
 
 def _expire_due_holds(resource_id: int, actor: Actor) -> list[tuple[int, int]]:

@@ -1,113 +1,121 @@
-"""Transitions of one reservation (confirm, cancel) and the sweep that expires due holds."""
+"""Transitions of one reservation (confirm, cancel) and the sweep that expires due holds.
+
+A transition is one round trip: the function `reservo_transition`
+(bookings/migrations/0012) locks the resource and the reservation, expires a hold past its
+expiry, checks and writes the change, its history and outbox rows. This module turns its
+outcome into the reservation or the domain's error.
+"""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
+from typing import Any
 
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
-from bookings.locking import in_booking_transaction
-from bookings.models import (
-    ACTIVE_STATUSES,
-    Reservation,
-    ReservationStatus,
-)
+from bookings.locking import execute_then_commit, in_booking_transaction, local_timeouts
+from bookings.models import Reservation, ReservationStatus
 from bookings.services.common import (
+    EMAILED_ARRAY,
+    SETTINGS_DEFAULTS,
     SYSTEM,
     Actor,
+    OutcomeRecorder,
     _expire_due_holds,
     _lock_resource,
     _on_commit_invalidate,
-    _record,
+    maintenance_error,
     manage_token_hash,
+    reservation_from_outcome,
 )
-from reservo.errors import (
-    HoldExpired,
-    InvalidState,
-    NotFound,
-    ReservoError,
-)
-from resources.models import Resource
+from reservo.errors import HoldExpired, InvalidState, NotFound
 
-
-def _lock_reservation(reservation_id: int, actor: Actor) -> tuple[Resource, Reservation, bool]:
-    """Lock resource then reservation, re-read it; says whether its hold is past expiry."""
-    resource_id = (
-        Reservation.objects.filter(pk=reservation_id).values_list("resource_id", flat=True).first()
-    )
-    if resource_id is None:
-        raise NotFound(_("No such reservation."))
-    resource = _lock_resource(resource_id, actor)
-    reservation = (
-        Reservation.objects.select_for_update(of=("self",))
-        .annotate(
-            hold_past=RawSQL(
-                "bookings_reservation.hold_expires_at <= clock_timestamp()",
-                [],
-                output_field=BooleanField(),
-            )
-        )
-        .get(pk=reservation_id)
-    )
-    reservation.resource = resource
-    past = reservation.status == ReservationStatus.HELD and bool(reservation.hold_past)  # type: ignore[attr-defined]
-    return resource, reservation, past
-
-
-STATUS_TIMESTAMP = {
-    ReservationStatus.CONFIRMED: "confirmed_at",
-    ReservationStatus.CANCELLED: "cancelled_at",
-    ReservationStatus.EXPIRED: "expired_at",
-}
-
-
-def _set_status(
-    resource: Resource,
-    reservation: Reservation,
-    status: ReservationStatus,
-    actor: Actor,
-    extra_fields: Sequence[str] = (),
-    manage_token: str | None = None,
-) -> None:
-    from_status = reservation.status
-    timestamp_field = STATUS_TIMESTAMP[status]
-    reservation.status = status
-    setattr(reservation, timestamp_field, resource.db_now)  # type: ignore[attr-defined]
-    reservation.save(update_fields=["status", timestamp_field, *extra_fields])
-    _record([reservation], from_status, actor, manage_token=manage_token)
-    _on_commit_invalidate(resource.pk)
+TRANSITION_SQL = """
+    SELECT * FROM reservo_transition(
+        %(reservation_id)s, %(to_status)s, %(customer_name)s, %(customer_email)s,
+        %(manage_token)s, %(manage_token_hash)s, %(actor)s, %(expiry_actor)s,
+        %(bound_by_maintenance)s, %(emailed)s::text[], %(settings_defaults)s::jsonb,
+        %(lock_timeout)s, %(statement_timeout)s)
+"""
+# Answered with a 5xx: a request may try again with the same Idempotency-Key and succeed.
+OUTCOMES_NOT_RECORDED = ("maintenance",)
+# What the function's outcomes (bookings/migrations/0012) change: the resource's
+# availability, whose cached copy goes after the commit.
+OUTCOMES_CHANGING = ("changed", "hold_expired")
 
 
 def _transition(
     reservation_id: int,
+    to_status: ReservationStatus,
     actor: Actor,
-    change: Callable[[Resource, Reservation], None],
-    when_expired: Callable[[], ReservoError],
+    recorder: OutcomeRecorder | None,
+    *,
+    customer_name: str | None = None,
+    customer_email: str | None = None,
+    manage_token: str | None = None,
 ) -> Reservation:
-    """Lock, re-read and change one reservation. A hold found past its expiry is expired
-    (and that is committed, freeing its places) and the caller's error is raised instead."""
+    """Lock, re-read and change one reservation, in one statement (`reservo_transition`).
+    A hold found past its expiry is expired (and that is committed, freeing its places)
+    and the transition's refusal raised instead."""
+    lock_timeout, statement_timeout = local_timeouts()
+    params = {
+        "reservation_id": reservation_id,
+        "to_status": to_status.value,
+        "customer_name": customer_name,
+        "customer_email": customer_email,
+        "manage_token": manage_token,
+        "manage_token_hash": manage_token_hash(manage_token) if manage_token is not None else None,
+        "actor": str(actor),
+        "expiry_actor": str(SYSTEM),
+        "bound_by_maintenance": actor.bound_by_maintenance,
+        "emailed": EMAILED_ARRAY,
+        "settings_defaults": SETTINGS_DEFAULTS,
+        "lock_timeout": lock_timeout,
+        "statement_timeout": statement_timeout,
+    }
 
-    def work() -> tuple[Reservation, bool]:
-        resource, reservation, past = _lock_reservation(reservation_id, actor)
-        if past:
-            _set_status(resource, reservation, ReservationStatus.EXPIRED, SYSTEM)
-            return reservation, False
-        change(resource, reservation)
-        return reservation, True
+    def transition() -> dict[str, Any]:
+        outcome = (
+            recorder.execute(TRANSITION_SQL, params, unrecorded=OUTCOMES_NOT_RECORDED)
+            if recorder is not None
+            else execute_then_commit(TRANSITION_SQL, params)
+        )
+        assert outcome is not None  # reservo_transition returns one row
+        if outcome["outcome"] in OUTCOMES_CHANGING:
+            _on_commit_invalidate(outcome["resource_id"])
+        return outcome
 
-    reservation, changed = in_booking_transaction(work)
-    if not changed:
-        raise when_expired()
+    # A refusal is an outcome, not an exception inside the transaction: nothing to undo.
+    outcome = in_booking_transaction(transition, savepoint=False, set_timeouts=False)
+    return transitioned_from(outcome, to_status)
+
+
+def transitioned_from(outcome: Mapping[str, Any], to_status: str) -> Reservation:
+    """The reservation a transition's outcome (a row of `reservo_transition`, or that row
+    as JSON) left; or the refusal it stands for, raised."""
+    code = outcome["outcome"]
+    if code == "not_found":
+        raise NotFound(_("No such reservation."))
+    if code == "maintenance":
+        raise maintenance_error(outcome["maintenance_message"])
+    reservation = reservation_from_outcome(outcome)
+    if code == "hold_expired":
+        if to_status == ReservationStatus.CONFIRMED:
+            raise HoldExpired(_("This hold expired; the places were released."))
+        raise InvalidState(
+            _("This hold had already expired."), current_status=ReservationStatus.EXPIRED
+        )
+    if code == "invalid_state":
+        message = (
+            _("This reservation is %(status)s; only a hold can be confirmed.")
+            if to_status == ReservationStatus.CONFIRMED
+            else _("This reservation is already %(status)s.")
+        )
+        status_name = reservation.get_status_display().lower()
+        raise InvalidState(message % {"status": status_name}, current_status=reservation.status)
+    assert code == "changed", f"unknown transition outcome {code!r}"
     return reservation
-
-
-def _invalid_state(reservation: Reservation, message: str) -> InvalidState:
-    status_name = reservation.get_status_display().lower()
-    return InvalidState(message % {"status": status_name}, current_status=reservation.status)
 
 
 def reservation_confirm(
@@ -117,56 +125,30 @@ def reservation_confirm(
     customer_name: str | None = None,
     customer_email: str | None = None,
     manage_token: str | None = None,
+    recorder: OutcomeRecorder | None = None,
 ) -> Reservation:
     """Turn a hold into a booking. A hold past its expiry is expired instead, never confirmed.
 
     `manage_token`, when the caller knows it (the customer's own session), is put in the
     confirmation email's link; a token that does not match the reservation is ignored.
+    With `recorder`, the statement also writes the record of its outcome, and commits.
     """
-
-    def confirm(resource: Resource, reservation: Reservation) -> None:
-        if reservation.status != ReservationStatus.HELD:
-            raise _invalid_state(
-                reservation, _("This reservation is %(status)s; only a hold can be confirmed.")
-            )
-        extra = []
-        if customer_name is not None:
-            reservation.customer_name = customer_name
-            extra.append("customer_name")
-        if customer_email is not None:
-            reservation.customer_email = customer_email
-            extra.append("customer_email")
-        token = manage_token
-        if token is not None and not hmac.compare_digest(
-            manage_token_hash(token), reservation.manage_token_hash
-        ):
-            token = None
-        _set_status(resource, reservation, ReservationStatus.CONFIRMED, actor, extra, token)
-
     return _transition(
         reservation_id,
+        ReservationStatus.CONFIRMED,
         actor,
-        confirm,
-        lambda: HoldExpired(_("This hold expired; the places were released.")),
+        recorder,
+        customer_name=customer_name,
+        customer_email=customer_email,
+        manage_token=manage_token,
     )
 
 
-def reservation_cancel(*, reservation_id: int, actor: Actor) -> Reservation:
+def reservation_cancel(
+    *, reservation_id: int, actor: Actor, recorder: OutcomeRecorder | None = None
+) -> Reservation:
     """Cancel a held or confirmed reservation; its places are released exactly once."""
-
-    def cancel(resource: Resource, reservation: Reservation) -> None:
-        if reservation.status not in ACTIVE_STATUSES:
-            raise _invalid_state(reservation, _("This reservation is already %(status)s."))
-        _set_status(resource, reservation, ReservationStatus.CANCELLED, actor)
-
-    return _transition(
-        reservation_id,
-        actor,
-        cancel,
-        lambda: InvalidState(
-            _("This hold had already expired."), current_status=ReservationStatus.EXPIRED
-        ),
-    )
+    return _transition(reservation_id, ReservationStatus.CANCELLED, actor, recorder)
 
 
 def reservations_expire_due(*, actor: Actor = SYSTEM, resource_batch: int = 100) -> int:

@@ -53,6 +53,7 @@ def test_booking_functions_keep_their_plans() -> None:
         "reservo_idempotency_claim_first",
         "reservo_outbox_enqueue",
         "reservo_reservation_counters",
+        "reservo_transition",
     }
     for name, (language, config) in rows.items():
         assert language == "plpgsql", name

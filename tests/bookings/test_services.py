@@ -348,7 +348,7 @@ class TestHotPath:
     def test_confirm_query_count_is_pinned(self, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
         resource = ResourceFactory(capacity=10)
         hold = reservation_book(resource_id=resource.pk, quantity=1, hold=True, actor=CUSTOMER)
-        # resource id, savepoint, timeouts, resource lock, reservation lock, update,
-        # history, outbox rows, release.
-        with django_assert_num_queries(9):
+        # reservo_transition: the resource id, both locks, the update, history and outbox
+        # rows, all in one statement (no savepoint: a refusal is an outcome).
+        with django_assert_num_queries(1):
             reservation_confirm(reservation_id=hold.reservation.pk, actor=CUSTOMER)
