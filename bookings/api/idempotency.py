@@ -11,10 +11,11 @@ response below 500 is recorded (a 4xx is an answer to that request too); 5xx res
 (busy, unavailable, maintenance, bugs) are not, so a retry with the same key can succeed.
 
 A record holds either the rendered answer, inserted with the COMMIT once the request has
-answered, or, for an effect made by one statement that returns its outcome (a booking),
-that outcome and the request's language, written by the effect's own statement
-(`OutcomeRecord`): then the row lock the effect takes ends with that one round trip, and
-the answer is rendered from the outcome, the first time and on every replay alike.
+answered, or, for an effect made by one statement that returns its outcome (a booking, a
+confirmation, a cancellation), that outcome and the request's language, written by the
+effect's own statement (`OutcomeRecord`): then the row lock the effect takes ends with
+that one round trip, and the answer is rendered from the outcome, the first time and on
+every replay alike.
 """
 
 from __future__ import annotations
@@ -234,8 +235,8 @@ def _attempt(
             if outcome_record.written:
                 return response
             # The rendered text (a JSON string) keeps the body's key order, so a replay is
-            # byte-identical. Written out, and sent with the COMMIT: for a confirmation or a
-            # cancellation, this insert is the last statement while the resource row is locked.
+            # byte-identical. Written out, and sent with the COMMIT: for a resource write, this
+            # insert is the last statement while the resource row is locked.
             execute_then_commit(
                 "INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path, "
                 "request_hash, response_status, response_body) "

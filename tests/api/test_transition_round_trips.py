@@ -10,8 +10,13 @@ from datetime import timedelta
 import pytest
 from django.db.models.functions import Now
 
-from bookings.models import IdempotencyRecord, Reservation, ReservationEvent
-from bookings.services import Actor, reservation_cancel, reservation_confirm
+from bookings.models import IdempotencyRecord, Reservation, ReservationEvent, ReservationStatus
+from bookings.services import Actor, reservation_cancel, reservation_confirm, transitioned_from
+from bookings.services.transitions import OUTCOMES_NOT_RECORDED
+from reservo.errors import ReservoError
+from reservo.problems import problem_status
+from settings_app.models import SystemSettings
+from settings_app.selectors import system_settings
 from tests.api.conftest import Api, problem
 from tests.bookings.test_transaction_begin import Trace, traced
 from tests.factories import ResourceFactory, SeatedResourceFactory
@@ -118,3 +123,42 @@ def test_a_hold_past_its_expiry_is_expired_and_the_refusal_replayed(book_api: Ap
     assert again.status_code == 409 and again.content == first.content
     (event,) = ReservationEvent.objects.filter(to_status="expired")
     assert event.actor == "system"
+
+
+def test_a_maintenance_refusal_under_the_lock_is_not_recorded(book_api: Api) -> None:
+    """Maintenance turned on after the middleware let the request through: the transition
+    refuses it under the resource lock, with a 503, and writes no record."""
+    resource = ResourceFactory(capacity=10)
+    held = hold(book_api, resource.pk)
+    path = f"{RESERVATIONS}{held['id']}/confirm/"
+    assert not system_settings().maintenance_mode  # now cached
+    SystemSettings.objects.update(maintenance_mode=True)  # the cached copy still says off
+
+    problem(book_api.post(path, **{"Idempotency-Key": "m"}), 503, "maintenance")
+    assert not IdempotencyRecord.objects.filter(key="m").exists()
+    assert Reservation.objects.get(public_id=held["id"]).status == "held"
+
+    SystemSettings.objects.update(maintenance_mode=False)
+    assert book_api.post(path, **{"Idempotency-Key": "m"}).status_code == 200
+
+
+# reservo_transition's outcomes other than "changed" (bookings/migrations/0012).
+REFUSALS = ["not_found", "maintenance", "invalid_state", "hold_expired"]
+
+
+@pytest.mark.parametrize("to_status", [ReservationStatus.CONFIRMED, ReservationStatus.CANCELLED])
+@pytest.mark.parametrize("code", REFUSALS)
+def test_the_outcomes_left_unrecorded_are_those_answered_with_a_5xx(
+    code: str, to_status: ReservationStatus
+) -> None:
+    outcome = {
+        "outcome": code,
+        "maintenance_message": "",
+        "reservation_id": 1,
+        "status": "cancelled",
+        "created_at": "2026-11-23T10:00:00+00:00",
+    }
+    with pytest.raises(ReservoError) as refused:
+        transitioned_from(outcome, to_status)
+    answered_5xx = problem_status(refused.value) >= 500
+    assert answered_5xx == (code in OUTCOMES_NOT_RECORDED)
