@@ -16,7 +16,6 @@ from django.utils.translation import gettext as _
 
 from bookings.locking import (
     array_literal,
-    execute_then_commit,
     in_booking_transaction,
     local_timeouts,
 )
@@ -33,6 +32,7 @@ from bookings.services.common import (
     _on_commit_invalidate,
     maintenance_error,
     manage_token_hash,
+    outcome_execute,
     reservation_from_outcome,
 )
 from reservo.errors import (
@@ -139,12 +139,7 @@ def reservation_book(
     token, token_hash = params["manage_token"], params["manage_token_hash"]
 
     def book() -> dict[str, Any]:
-        outcome = (
-            recorder.execute(BOOK_SQL, params, unrecorded=OUTCOMES_NOT_RECORDED)
-            if recorder is not None
-            else execute_then_commit(BOOK_SQL, params)
-        )
-        assert outcome is not None  # reservo_book returns one row
+        outcome = outcome_execute(BOOK_SQL, params, recorder, unrecorded=OUTCOMES_NOT_RECORDED)
         if outcome["outcome"] == "booked" or outcome["expired"]:
             _on_commit_invalidate(resource_id)
         return outcome

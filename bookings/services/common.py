@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from bookings.locking import array_literal
+from bookings.locking import array_literal, execute_then_commit
 from bookings.models import Reservation
 from bookings.notifications import EMAILED
 from reservo.errors import (
@@ -157,6 +157,25 @@ class OutcomeRecorder(Protocol):
     def execute(
         self, sql: str, params: Mapping[str, Any], *, unrecorded: Collection[str]
     ) -> dict[str, Any]: ...
+
+
+def outcome_execute(
+    sql: str,
+    params: Mapping[str, Any],
+    recorder: OutcomeRecorder | None,
+    *,
+    unrecorded: Collection[str],
+) -> dict[str, Any]:
+    """Run a booking function's statement, which returns its outcome in one row, as the
+    transaction's last: with the record of that outcome through `recorder` (unless it is
+    `unrecorded`), or without, and with the COMMIT when the transaction is its own."""
+    outcome = (
+        recorder.execute(sql, params, unrecorded=unrecorded)
+        if recorder is not None
+        else execute_then_commit(sql, params)
+    )
+    assert outcome is not None  # the booking functions return one row
+    return outcome
 
 
 def reservation_from_outcome(outcome: Mapping[str, Any], **known: Any) -> Reservation:

@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
-from bookings.locking import execute_then_commit, in_booking_transaction, local_timeouts
+from bookings.locking import in_booking_transaction, local_timeouts
 from bookings.models import Reservation, ReservationStatus
 from bookings.services.common import (
     EMAILED_ARRAY,
@@ -27,6 +27,7 @@ from bookings.services.common import (
     _on_commit_invalidate,
     maintenance_error,
     manage_token_hash,
+    outcome_execute,
     reservation_from_outcome,
 )
 from reservo.errors import HoldExpired, InvalidState, NotFound
@@ -76,12 +77,9 @@ def _transition(
     }
 
     def transition() -> dict[str, Any]:
-        outcome = (
-            recorder.execute(TRANSITION_SQL, params, unrecorded=OUTCOMES_NOT_RECORDED)
-            if recorder is not None
-            else execute_then_commit(TRANSITION_SQL, params)
+        outcome = outcome_execute(
+            TRANSITION_SQL, params, recorder, unrecorded=OUTCOMES_NOT_RECORDED
         )
-        assert outcome is not None  # reservo_transition returns one row
         if outcome["outcome"] in OUTCOMES_CHANGING:
             _on_commit_invalidate(outcome["resource_id"])
         return outcome
