@@ -5,16 +5,20 @@ is rendered from that outcome after the lock is gone."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connections, transaction
 from django.db.models.functions import Now
+from django.test import override_settings
 
 from bookings.models import IdempotencyRecord, Reservation, ReservationEvent, ReservationStatus
 from bookings.services import Actor, reservation_cancel, reservation_confirm, transitioned_from
 from bookings.services.transitions import OUTCOMES_NOT_RECORDED
 from reservo.errors import ReservoError
 from reservo.problems import problem_status
+from resources.models import Resource
 from settings_app.models import SystemSettings
 from settings_app.selectors import system_settings
 from tests.api.conftest import Api, problem
@@ -162,3 +166,38 @@ def test_the_outcomes_left_unrecorded_are_those_answered_with_a_5xx(
         transitioned_from(outcome, to_status)
     answered_5xx = problem_status(refused.value) >= 500
     assert answered_5xx == (code in OUTCOMES_NOT_RECORDED)
+
+
+def test_a_lock_wait_past_its_bound_is_busy_unrecorded_and_changes_nothing(
+    book_api: Api,
+) -> None:
+    resource = ResourceFactory(capacity=10)
+    held = hold(book_api, resource.pk)
+    path = f"{RESERVATIONS}{held['id']}/confirm/"
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row_lock() -> None:
+        try:
+            with transaction.atomic():
+                list(Resource.objects.select_for_update().filter(pk=resource.pk))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_row_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with override_settings(RESERVO_LOCK_TIMEOUT_MS=100):
+            response = book_api.post(path, **{"Idempotency-Key": "wait"})
+    finally:
+        release.set()
+        holder.join(10)
+    problem(response, 503, "busy")
+    assert not IdempotencyRecord.objects.filter(key="wait").exists()
+    assert Reservation.objects.get(public_id=held["id"]).status == "held"
+
+    retried = book_api.post(path, **{"Idempotency-Key": "wait"})
+    assert retried.status_code == 200
+    assert retried.json()["status"] == "confirmed"
