@@ -225,6 +225,10 @@ class TestRetries:
     def test_receiver_down_retries_then_dead_then_retry_now(
         self, receiver: WebhookReceiver, endpoint: WebhookEndpoint, fast_retries, staff_client
     ) -> None:  # type: ignore[no-untyped-def]
+        # A backoff long enough that the check below runs within it on a slow machine
+        # (at 0.05 s, jittered down to 0.025 s, a loaded machine sometimes ran past it).
+        fast_retries.RESERVO_OUTBOX_BACKOFF_BASE_SECONDS = 0.4
+        fast_retries.RESERVO_OUTBOX_BACKOFF_MAX_SECONDS = 0.8
         receiver.status = 503
         book(endpoint, customer_email="")
         message = OutboxMessage.objects.get()
@@ -252,7 +256,7 @@ class TestRetries:
         gaps = [
             (b.attempted_at - a.attempted_at).total_seconds() for a, b in itertools.pairwise(log)
         ]
-        assert gaps[0] >= 0.025 and gaps[1] >= 0.05
+        assert gaps[0] >= 0.2 and gaps[1] >= 0.4
 
         # Staff see it in the admin and retry it once the receiver is back.
         page = staff_client.get("/admin/bookings/outboxmessage/?status__exact=dead")
