@@ -8,10 +8,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
@@ -201,3 +203,22 @@ def isolation_level(request: pytest.FixtureRequest) -> Iterator[str]:
     finally:
         options["isolation_level"] = before
         connections.close_all()
+
+
+def outside_connection() -> psycopg.Connection:
+    """A connection that is not Django's: another app, a DBA's psql, a stuck migration."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params)
+
+
+@contextmanager
+def resource_row_locked(resource_id: int) -> Iterator[psycopg.Connection]:
+    """The resource's row locked by a connection that is not Django's until the block ends."""
+    with outside_connection() as blocker:
+        blocker.execute("SELECT id FROM resources_resource WHERE id = %s FOR UPDATE", [resource_id])
+        try:
+            yield blocker
+        finally:
+            blocker.rollback()

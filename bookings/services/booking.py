@@ -123,9 +123,7 @@ def reservation_book(
     With `recorder`, the booking's statement also writes the record of its outcome, and
     commits; the answer can then be rendered again from that outcome (`booked_from`)."""
     _validate_request(quantity, seat_ids)
-    seats = sorted(seat_ids) if seat_ids is not None else None
-    wanted = len(seats) if seats is not None else quantity
-    assert wanted is not None  # _validate_request
+    seats, wanted = _places(quantity, seat_ids)
     params = book_params(
         resource_id=resource_id,
         actor=actor,
@@ -184,11 +182,9 @@ def booked_from(
 ) -> Reservation:
     """The reservation a booking's outcome (a row of `reservo_book`, or that row as JSON)
     made, for the request that asked for it; or the refusal it stands for, raised."""
-    seats = sorted(seat_ids) if seat_ids is not None else None
+    seats, wanted = _places(quantity, seat_ids)
     if outcome["outcome"] != "booked":
         raise _refusal(outcome, seats)
-    wanted = len(seats) if seats is not None else quantity
-    assert wanted is not None  # a booking names seats or a quantity
     reservation = reservation_from_outcome(
         outcome,
         resource_id=resource_id,
@@ -199,6 +195,14 @@ def booked_from(
     )
     reservation.seat_ids = seats or []  # type: ignore[attr-defined]
     return reservation
+
+
+def _places(quantity: int | None, seat_ids: Sequence[int] | None) -> tuple[list[int] | None, int]:
+    """The seats a booking request names, in order, and the number of places it wants."""
+    seats = sorted(seat_ids) if seat_ids is not None else None
+    wanted = len(seats) if seats is not None else quantity
+    assert wanted is not None  # a booking names seats or a quantity (_validate_request)
+    return seats, wanted
 
 
 def _refusal(outcome: Mapping[str, Any], seats: Sequence[int] | None) -> ReservoError:

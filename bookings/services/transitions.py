@@ -41,8 +41,8 @@ TRANSITION_SQL = """
 """
 # Answered with a 5xx: a request may try again with the same Idempotency-Key and succeed.
 OUTCOMES_NOT_RECORDED = ("maintenance",)
-# What the function's outcomes (bookings/migrations/0012) change: the resource's
-# availability, whose cached copy goes after the commit.
+# The outcomes that changed the resource's availability: its cached copy is invalidated
+# after the commit.
 OUTCOMES_CHANGING = ("changed", "hold_expired")
 
 

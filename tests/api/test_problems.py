@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
-from django.db import OperationalError, connections, transaction
+from django.db import OperationalError
 from django.test import override_settings
 from redis.client import Pipeline
 
 from bookings.models import Reservation
 from settings_app.services import system_settings_update
 from tests.api.conftest import Api, problem
+from tests.conftest import resource_row_locked
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -259,26 +259,8 @@ def test_maintenance_refuses_writes_with_retry_after(book_api: Api) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_busy_when_the_resource_lock_wait_passes_its_bound(book_api: Api) -> None:
     resource = ResourceFactory(capacity=5)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_row_lock() -> None:
-        try:
-            with transaction.atomic():
-                list(type(resource).objects.select_for_update().filter(pk=resource.pk))
-                locked.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold_the_row_lock)
-    holder.start()
-    try:
-        assert locked.wait(10)
-        with override_settings(RESERVO_LOCK_TIMEOUT_MS=100):
-            response = book(book_api, {"resource": resource.pk, "quantity": 1})
-    finally:
-        release.set()
-        holder.join(10)
+    with resource_row_locked(resource.pk), override_settings(RESERVO_LOCK_TIMEOUT_MS=100):
+        response = book(book_api, {"resource": resource.pk, "quantity": 1})
     problem(response, 503, "busy")
     assert int(response["Retry-After"]) >= 1
     assert not Reservation.objects.exists()

@@ -5,11 +5,10 @@ is rendered from that outcome after the lock is gone."""
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connections, transaction
 from django.db.models.functions import Now
 from django.test import override_settings
 
@@ -18,11 +17,11 @@ from bookings.services import Actor, reservation_cancel, reservation_confirm, tr
 from bookings.services.transitions import OUTCOMES_NOT_RECORDED
 from reservo.errors import ReservoError
 from reservo.problems import problem_status
-from resources.models import Resource
 from settings_app.models import SystemSettings
 from settings_app.selectors import system_settings
 from tests.api.conftest import Api, problem
 from tests.bookings.test_transaction_begin import Trace, traced
+from tests.conftest import resource_row_locked
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,13 +83,13 @@ def test_a_transition_without_a_key_is_one_round_trip_under_the_lock(book_api: A
 
 @pytest.mark.parametrize("service", [reservation_confirm, reservation_cancel])
 def test_a_transition_from_the_pages_is_one_round_trip_under_the_lock(
-    book_api: Api, service: object
+    book_api: Api, service: Callable[..., Reservation]
 ) -> None:
     resource = ResourceFactory(capacity=10)
     held = hold(book_api, resource.pk)
     pk = Reservation.objects.get(public_id=held["id"]).pk
     with traced() as trace:
-        service(reservation_id=pk, actor=Actor("customer"))  # type: ignore[operator]
+        service(reservation_id=pk, actor=Actor("customer"))
     assert the_locking_statement(trace).startswith("BEGIN ISOLATION LEVEL READ COMMITTED; ")
 
 
@@ -174,26 +173,8 @@ def test_a_lock_wait_past_its_bound_is_busy_unrecorded_and_changes_nothing(
     resource = ResourceFactory(capacity=10)
     held = hold(book_api, resource.pk)
     path = f"{RESERVATIONS}{held['id']}/confirm/"
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_row_lock() -> None:
-        try:
-            with transaction.atomic():
-                list(Resource.objects.select_for_update().filter(pk=resource.pk))
-                locked.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold_the_row_lock)
-    holder.start()
-    try:
-        assert locked.wait(10)
-        with override_settings(RESERVO_LOCK_TIMEOUT_MS=100):
-            response = book_api.post(path, **{"Idempotency-Key": "wait"})
-    finally:
-        release.set()
-        holder.join(10)
+    with resource_row_locked(resource.pk), override_settings(RESERVO_LOCK_TIMEOUT_MS=100):
+        response = book_api.post(path, **{"Idempotency-Key": "wait"})
     problem(response, 503, "busy")
     assert not IdempotencyRecord.objects.filter(key="wait").exists()
     assert Reservation.objects.get(public_id=held["id"]).status == "held"

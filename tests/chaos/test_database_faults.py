@@ -17,30 +17,26 @@ from bookings.locking import set_local_timeouts
 from bookings.models import Reservation, ReservationEvent
 from bookings.services import reservation_book
 from reservo.errors import Busy, Unavailable
-from tests.conftest import CUSTOMER, run_concurrently, scalar
+from tests.conftest import (
+    CUSTOMER,
+    outside_connection,
+    resource_row_locked,
+    run_concurrently,
+    scalar,
+)
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def outside_connection() -> psycopg.Connection:
-    """A connection that is not Django's: another app, a DBA's psql, a stuck migration."""
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    return psycopg.connect(**params)
-
-
 def test_a_held_resource_lock_makes_booking_busy_within_the_bound(settings) -> None:  # type: ignore[no-untyped-def]
     settings.RESERVO_LOCK_TIMEOUT_MS = 500
     resource = ResourceFactory(capacity=5)
-    with outside_connection() as blocker:
-        blocker.execute("SELECT id FROM resources_resource WHERE id = %s FOR UPDATE", [resource.pk])
+    with resource_row_locked(resource.pk):
         started = time.monotonic()
         with pytest.raises(Busy) as error:
             reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
         elapsed = time.monotonic() - started
-        blocker.rollback()
     assert elapsed < settings.RESERVO_LOCK_TIMEOUT_MS / 1000 + 1
     assert error.value.as_problem()["status"] == 503 and error.value.retry_after
     assert not Reservation.objects.exists() and not ReservationEvent.objects.exists()
@@ -54,14 +50,12 @@ def test_a_held_resource_lock_makes_booking_busy_within_the_bound(settings) -> N
 def test_many_waiters_on_a_stuck_lock_all_get_busy_not_a_hang(settings) -> None:  # type: ignore[no-untyped-def]
     settings.RESERVO_LOCK_TIMEOUT_MS = 300
     resource = ResourceFactory(capacity=50)
-    with outside_connection() as blocker:
-        blocker.execute("SELECT id FROM resources_resource WHERE id = %s FOR UPDATE", [resource.pk])
+    with resource_row_locked(resource.pk):
         results = run_concurrently(
             20,
             lambda i: reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER),
             timeout=30,
         )
-        blocker.rollback()
     assert all(isinstance(r, Busy) for r in results)
     assert not Reservation.objects.exists()
 
@@ -72,8 +66,7 @@ def test_connection_killed_mid_transaction_leaves_nothing_and_the_next_request_r
     settings.RESERVO_LOCK_TIMEOUT_MS = 10_000
     resource = ResourceFactory(capacity=5)
     outcome: list[BaseException] = []
-    with outside_connection() as blocker:
-        blocker.execute("SELECT id FROM resources_resource WHERE id = %s FOR UPDATE", [resource.pk])
+    with resource_row_locked(resource.pk):
 
         def book() -> None:
             try:
@@ -101,7 +94,6 @@ def test_connection_killed_mid_transaction_leaves_nothing_and_the_next_request_r
             else:
                 pytest.fail("the booking never waited on the lock")
         victim.join(15)
-        blocker.rollback()
     assert not victim.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], Unavailable)
     assert outcome[0].as_problem()["status"] == 503

@@ -20,7 +20,7 @@ from bookings.models import Reservation, ReservationSeat, ReservationStatus
 from bookings.services import reservation_book, reservation_cancel
 from reservo.errors import Busy, InvalidState, SeatsUnavailable, SoldOut
 from resources.models import Resource
-from tests.concurrency.unlocked import book_without_lock
+from tests.concurrency.unlocked import book_without_lock, cancel_without_lock
 from tests.conftest import CUSTOMER, run_concurrently, scalar
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
@@ -207,6 +207,17 @@ def test_ten_concurrent_cancels_release_capacity_once(isolation_level: str) -> N
     assert resource.confirmed == 2
     assert booking.reservation.events.filter(to_status=ReservationStatus.CANCELLED).count() == 1
     assert_exact(resource)
+
+
+def test_negative_control_unlocked_cancels_are_detected() -> None:
+    resource = ResourceFactory(capacity=5)
+    booking = reservation_book(resource_id=resource.pk, quantity=3, actor=CUSTOMER)
+    results = run_concurrently(
+        10, lambda i: cancel_without_lock(reservation_id=booking.reservation.pk)
+    )
+    # The race the locked transition must prevent: the same assertions now fail.
+    assert Counter(map(outcome, results))["ok"] > 1
+    assert booking.reservation.events.filter(to_status=ReservationStatus.CANCELLED).count() > 1
 
 
 # 8. Opposite lock orders ------------------------------------------------------------

@@ -1,14 +1,14 @@
-"""A deliberately broken booking path for negative controls. Test-only: nothing imports it
-outside tests/. It reads availability without a lock and then inserts (check-then-act)."""
+"""Deliberately broken booking paths for negative controls. Test-only: nothing imports them
+outside tests/. They read without a lock and then write (check-then-act)."""
 
 from __future__ import annotations
 
 from django.db import connection, transaction
 from django.db.models.functions import Now
 
-from bookings.models import Reservation, ReservationStatus
+from bookings.models import ACTIVE_STATUSES, Reservation, ReservationEvent, ReservationStatus
 from bookings.services.common import _new_reference
-from reservo.errors import SoldOut
+from reservo.errors import InvalidState, SoldOut
 
 
 def book_without_lock(*, resource_id: int, quantity: int) -> Reservation:
@@ -30,4 +30,22 @@ def book_without_lock(*, resource_id: int, quantity: int) -> Reservation:
             status=ReservationStatus.CONFIRMED,
             confirmed_at=Now(),
             manage_token_hash="",
+        )
+
+
+def cancel_without_lock(*, reservation_id: int) -> None:
+    with transaction.atomic():
+        status = Reservation.objects.values_list("status", flat=True).get(pk=reservation_id)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.02)")  # as a slow request would
+        if status not in ACTIVE_STATUSES:
+            raise InvalidState(current_status=status)
+        Reservation.objects.filter(pk=reservation_id).update(
+            status=ReservationStatus.CANCELLED, cancelled_at=Now()
+        )
+        ReservationEvent.objects.create(
+            reservation_id=reservation_id,
+            from_status=status,
+            to_status=ReservationStatus.CANCELLED,
+            actor="customer",
         )
