@@ -12,11 +12,14 @@ from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q, Sum
 
 from bookings.models import ACTIVE_STATUSES, Reservation
+from reservo.errors import sqlstate_of
 from resources.models import Resource
+
+SQLSTATE_INSUFFICIENT_PRIVILEGE = "42501"
 
 # Within PositiveIntegerField: a resource that never sells out during a timed run.
 UNLIMITED_CAPACITY = 2_000_000_000
@@ -113,6 +116,24 @@ def reservations_bulk_fill(total_rows: int, filler_resources: int = 1000) -> int
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) bookings_reservation")
     return missing
+
+
+def database_settle() -> bool:
+    """A CHECKPOINT: the pages a bulk fill wrote reach the disk now, not during what is
+    measured next. False when the role may not (it needs superuser or `pg_checkpoint`).
+
+    A fill writes half a gigabyte of WAL in seconds, which starts a checkpoint that
+    spreads its writes over the next minute or more, and every page first changed after
+    it starts is written to the WAL whole. A table that grew over months carries neither.
+    """
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+    except DatabaseError as exc:
+        if sqlstate_of(exc) == SQLSTATE_INSUFFICIENT_PRIVILEGE:
+            return False
+        raise
+    return True
 
 
 def _bulk_load_obstacles_drop(cursor: Any) -> list[str]:

@@ -522,14 +522,20 @@ class Bench:
             self._progress(f"{name} failed: {exc!r:.300}")
 
     def _run_growth(self) -> None:
-        from bench.data import reservations_bulk_fill, reservations_count
+        from bench.data import database_settle, reservations_bulk_fill, reservations_count
 
         self._progress(f"filling bookings_reservation to {self.plan.growth_rows:,} rows")
         started = time.monotonic()
         added = reservations_bulk_fill(self.plan.growth_rows)
+        checkpointed = database_settle()
+        if not checkpointed:
+            self._progress(
+                "no CHECKPOINT after the fill (the role may not): growth may pay its writes"
+            )
         self.notes["growth_fill"] = {
             "rows_added": added,
             "rows_total": reservations_count(),
+            "checkpointed": checkpointed,
             "seconds": round(time.monotonic() - started, 1),
         }
         for round_index in range(self.plan.rounds):

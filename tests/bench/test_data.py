@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,12 @@ from django.db import DataError, connection
 from django.test.utils import CaptureQueriesContext
 
 import bench.data
-from bench.data import booking_checks, reservations_bulk_fill, reservations_count
+from bench.data import (
+    booking_checks,
+    database_settle,
+    reservations_bulk_fill,
+    reservations_count,
+)
 from bookings.models import Reservation
 from bookings.services import Actor, reservation_book
 from tests.factories import ApiClientFactory, ResourceFactory
@@ -90,6 +96,45 @@ def test_bulk_fill_adds_history_that_holds_no_places() -> None:
             " WHERE relname = 'bookings_reservation'"
         )
         assert cursor.fetchone() == (True,)
+
+
+@pytest.mark.django_db(transaction=True)  # in autocommit, as the benchmark runs it
+def test_settling_after_a_fill_checkpoints_its_writes() -> None:
+    ResourceFactory()  # some WAL since the last checkpoint
+    written_up_to = _wal_lsn()
+    assert not _checkpoint_started_after(written_up_to)
+    assert database_settle() is True
+    assert _checkpoint_started_after(written_up_to)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_settling_is_skipped_for_a_role_that_may_not_checkpoint() -> None:
+    role = f"bench_settle_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role}")
+        try:
+            cursor.execute(f"SET ROLE {role}")
+            assert database_settle() is False
+            cursor.execute("SELECT 1")  # the connection is still usable
+        finally:
+            cursor.execute("RESET ROLE")
+            cursor.execute(f"DROP ROLE {role}")
+
+
+def _wal_lsn() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        row = cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _checkpoint_started_after(lsn: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT redo_lsn >= %s::pg_lsn FROM pg_control_checkpoint()", [lsn])
+        row = cursor.fetchone()
+    assert row is not None
+    return bool(row[0])
 
 
 @pytest.mark.django_db(transaction=True)
