@@ -16,10 +16,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q, Sum
 
 from bookings.models import ACTIVE_STATUSES, Reservation
-from reservo.errors import sqlstate_of
+from reservo.errors import SQLSTATE_INSUFFICIENT_PRIVILEGE, sqlstate_of
 from resources.models import Resource
-
-SQLSTATE_INSUFFICIENT_PRIVILEGE = "42501"
 
 # Within PositiveIntegerField: a resource that never sells out during a timed run.
 UNLIMITED_CAPACITY = 2_000_000_000

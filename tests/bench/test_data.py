@@ -20,6 +20,7 @@ from bench.data import (
 )
 from bookings.models import Reservation
 from bookings.services import Actor, reservation_book
+from tests.conftest import scalar
 from tests.factories import ApiClientFactory, ResourceFactory
 
 BOOKING_SQL = Path(__file__).resolve().parents[2] / "bench" / "booking.sql"
@@ -101,7 +102,7 @@ def test_bulk_fill_adds_history_that_holds_no_places() -> None:
 @pytest.mark.django_db(transaction=True)  # in autocommit, as the benchmark runs it
 def test_settling_after_a_fill_checkpoints_its_writes() -> None:
     ResourceFactory()  # some WAL since the last checkpoint
-    written_up_to = _wal_lsn()
+    written_up_to = scalar("SELECT pg_current_wal_insert_lsn()::text")
     assert not _checkpoint_started_after(written_up_to)
     assert database_settle() is True
     assert _checkpoint_started_after(written_up_to)
@@ -121,20 +122,8 @@ def test_settling_is_skipped_for_a_role_that_may_not_checkpoint() -> None:
             cursor.execute(f"DROP ROLE {role}")
 
 
-def _wal_lsn() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
-        row = cursor.fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 def _checkpoint_started_after(lsn: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT redo_lsn >= %s::pg_lsn FROM pg_control_checkpoint()", [lsn])
-        row = cursor.fetchone()
-    assert row is not None
-    return bool(row[0])
+    return bool(scalar("SELECT redo_lsn >= %s::pg_lsn FROM pg_control_checkpoint()", [lsn]))
 
 
 @pytest.mark.django_db(transaction=True)
