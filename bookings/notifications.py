@@ -1,7 +1,7 @@
 """Notifications: the transactional outbox, and how each outbox row is delivered.
 
 `outbox_enqueue` runs inside the transaction that changes reservations (from
-`services._record`), so an outbox row exists exactly when the change committed. The
+`services.common.record`), so an outbox row exists exactly when the change committed. The
 worker (`bookings.worker`) delivers the rows later, outside any transaction: an email
 to the customer, a signed JSON POST to each of the API client's webhook endpoints.
 
@@ -21,6 +21,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,14 +31,20 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from bookings.models import Reservation, ReservationStatus
+from bookings.models import (
+    OutboxMessage,
+    Reservation,
+    ReservationSeat,
+    ReservationStatus,
+    WebhookEndpoint,
+)
+from resources.models import Resource, ResourceKind
 
 EVENT_TYPES = (
     "reservation.held",
@@ -61,24 +68,89 @@ EVENT_ID_HEADER = "Reservo-Event-Id"
 EMAILED = [str(status) for status in EMAILED_STATUSES]
 
 
-def outbox_enqueue(reservations: Sequence[Reservation], *, manage_token: str | None = None) -> None:
-    """Write the outbox rows telling the reservations' current status (same transaction).
+def _timestamp(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
-    Only the ids are read from `reservations`: everything else comes from the rows as
-    this transaction sees them. `manage_token` (plain text, known only at booking time)
-    goes into the customer's email row.
+
+def outbox_enqueue(
+    reservations: Sequence[Reservation], *, resource: Resource, manage_token: str | None = None
+) -> None:
+    """Write the outbox rows telling the reservations' current status (same transaction):
+    an email to each customer with an address, a POST to each of the API client's active
+    webhook endpoints that wants the event.
+
+    `reservations` are rows of `resource` as this transaction wrote them. `manage_token`
+    (plain text, known only at booking time) goes into the customer's email row.
     """
-    if not reservations:
+    emailed = [r for r in reservations if r.customer_email and r.status in EMAILED]
+    client_ids = {r.api_client_id for r in reservations if r.api_client_id is not None}
+    if not emailed and not client_ids:
         return
-    ids = [r.pk for r in reservations]
-    tokens = [manage_token] * len(ids)
-    with connection.cursor() as cursor:
-        # One statement (bookings/migrations/0004), whatever the number of reservations
-        # and endpoints. The payload snapshots the reservations as this transaction sees them.
-        cursor.execute(
-            "SELECT reservo_outbox_enqueue(%s::bigint[], %s::text[], %s::text[])",
-            [ids, tokens, EMAILED],
+    seats: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    if resource.kind == ResourceKind.SEATED:
+        for reservation_id, seat_id, label in (
+            ReservationSeat.objects.filter(reservation__in=reservations)
+            .order_by("seat_id")
+            .values_list("reservation_id", "seat_id", "seat__label")
+        ):
+            seats[reservation_id].append((seat_id, label))
+    endpoints = (
+        list(WebhookEndpoint.objects.filter(api_client_id__in=client_ids, active=True))
+        if client_ids
+        else []
+    )
+    messages = []
+    for reservation in reservations:
+        event_type = f"reservation.{reservation.status}"
+        snapshot = {
+            "id": str(reservation.public_id),
+            "reference": reservation.reference,
+            "resource": resource.pk,
+            "quantity": reservation.quantity,
+            "seats": [seat_id for seat_id, _label in seats[reservation.pk]],
+            "status": reservation.status,
+            "hold_expires_at": _timestamp(reservation.hold_expires_at),
+            "created_at": _timestamp(reservation.created_at),
+            "confirmed_at": _timestamp(reservation.confirmed_at),
+            "cancelled_at": _timestamp(reservation.cancelled_at),
+            "expired_at": _timestamp(reservation.expired_at),
+            "customer": {"name": reservation.customer_name, "email": reservation.customer_email},
+        }
+        if reservation in emailed:
+            payload: dict[str, Any] = {
+                "reservation": snapshot,
+                "resource": {
+                    "name": resource.name,
+                    "starts_at": _timestamp(resource.starts_at),
+                    "ends_at": _timestamp(resource.ends_at),
+                },
+                "seat_labels": [label for _seat_id, label in seats[reservation.pk]],
+            }
+            if manage_token is not None:
+                payload["manage_token"] = manage_token
+            messages.append(
+                OutboxMessage(
+                    reservation=reservation,
+                    event_type=event_type,
+                    channel=OutboxMessage.Channel.EMAIL,
+                    target=reservation.customer_email,
+                    payload=payload,
+                )
+            )
+        messages.extend(
+            OutboxMessage(
+                reservation=reservation,
+                event_type=event_type,
+                channel=OutboxMessage.Channel.WEBHOOK,
+                target=str(endpoint.pk),
+                payload={"reservation": snapshot},
+            )
+            for endpoint in endpoints
+            if endpoint.api_client_id == reservation.api_client_id
+            and (not endpoint.event_types or event_type in endpoint.event_types)
         )
+    # A change is told once: an event already in the outbox is not written again.
+    OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
 
 
 # Delivery ---------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """Top-level URL configuration."""
 
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -18,10 +17,3 @@ urlpatterns = [
 handler404 = "reservo.error_pages.page_not_found"
 handler500 = "reservo.error_pages.server_error"
 
-if settings.RESERVO_BENCH_FLOOR:
-    # The benchmark's no-database floor and reference bookings; never routed in production
-    # (RESERVO_BENCH_FLOOR=0).
-    urlpatterns[:0] = [
-        path("bench/floor/", include("bench.floor")),
-        path("bench/reference/", include("bench.reference")),
-    ]

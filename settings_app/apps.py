@@ -7,5 +7,3 @@ class SettingsAppConfig(AppConfig):
     name = "settings_app"
     verbose_name = "System settings"
 
-    def ready(self) -> None:
-        from settings_app import checks  # noqa: F401  (registers the deployment checks)

@@ -26,7 +26,6 @@ from rest_framework.views import APIView
 from bookings.api.idempotency import (
     IDEMPOTENCY_HEADER,
     IdempotentRequest,
-    OutcomeRecord,
     idempotency_key_validate,
     idempotent_execute,
     request_hash,
@@ -183,9 +182,6 @@ class ApiView(generics.GenericAPIView):
     throttle_scope = ApiScope.BOOK
     # What `shared_cache_reads` named, as the throttle read it (None: not read).
     prefetched: dict[str, Any] | None = None
-    # An idempotent request's record, for a handler whose effect is one statement that
-    # can write it (None: not idempotent); such a handler also defines `render_outcome`.
-    outcome_record: OutcomeRecord | None = None
 
     def shared_cache_reads(self) -> list[str]:
         """Shared cache keys the handler is about to read: the throttle sends them with its
@@ -213,18 +209,13 @@ class ApiView(generics.GenericAPIView):
             )
             setattr(self, method, self._idempotent(idempotent, handler))
 
-    def render_outcome(self, request: Request, outcome: dict[str, Any]) -> Response:
-        """The answer to `request` from the outcome its effect recorded (`outcome_record`);
-        views whose handlers write such records define it."""
-        raise NotImplementedError(f"{type(self).__name__} records no outcomes")
-
     def _idempotent(
         self, idempotent: IdempotentRequest, handler: Callable[..., Response]
     ) -> Callable[..., Response]:
         def run(request: Request, *args: Any, **kwargs: Any) -> Response:
-            def answer(respond: Callable[[], Response]) -> tuple[int, Any]:
+            def execute() -> tuple[int, Any]:
                 try:
-                    response = respond()
+                    response = handler(request, *args, **kwargs)
                 except Exception as exc:
                     error = domain_error_for(exc)
                     # A 5xx, or a database error that left the transaction unusable,
@@ -234,17 +225,7 @@ class ApiView(generics.GenericAPIView):
                     return problem_status(error), error.as_problem()
                 return response.status_code, response.data
 
-            def execute(outcome_record: OutcomeRecord) -> tuple[int, Any]:
-                self.outcome_record = outcome_record
-                try:
-                    return answer(lambda: handler(request, *args, **kwargs))
-                finally:
-                    self.outcome_record = None
-
-            def render(outcome: dict[str, Any]) -> tuple[int, Any]:
-                return answer(lambda: self.render_outcome(request, outcome))
-
-            stored = idempotent_execute(idempotent, execute, render)
+            stored = idempotent_execute(idempotent, execute)
             content_type = PROBLEM_CONTENT_TYPE if stored.status >= 400 else None
             response = Response(stored.body, status=stored.status, content_type=content_type)
             if stored.replayed:

@@ -28,11 +28,9 @@ from bookings.api.serializers import (
 from bookings.models import ApiScope, Reservation, ReservationStatus
 from bookings.services import (
     Actor,
-    booked_from,
     reservation_book,
     reservation_cancel,
     reservation_confirm,
-    transitioned_from,
 )
 from reservo import metrics
 from reservo.errors import NotFound, ReservoError, ValidationFailed
@@ -119,21 +117,12 @@ class ReservationListView(ReservationViewMixin):
                     **data,
                     actor=self.actor(),
                     api_client=self.client,
-                    recorder=self.outcome_record,
                 )
         except ReservoError as exc:
             metrics.booking_outcome(exc.code)
             raise
         metrics.booking_outcome("created")
         return self.reservation_response(booking.reservation, status.HTTP_201_CREATED)
-
-    def render_outcome(self, request: Request, outcome: dict[str, Any]) -> Response:
-        """The answer to a booking request from its recorded outcome: the same as the first."""
-        data = self._booking_request(request)
-        del data["hold"]  # the outcome's status says it
-        with self._booking_refusals():
-            reservation = booked_from(outcome, **data)
-        return self.reservation_response(reservation, status.HTTP_201_CREATED)
 
     def _booking_request(self, request: Request) -> dict[str, Any]:
         """The booking's arguments from the request body."""
@@ -176,21 +165,10 @@ class ReservationDetailView(ReservationViewMixin):
         return self.reservation_response(reservation)
 
 
-class ReservationTransitionView(ReservationViewMixin):
-    """A transition of one reservation; its answer, replays included, is rendered from the
-    outcome the transition's statement returned (and, with a key, recorded)."""
-
-    serializer_class = ReservationSerializer
-    to_status: ReservationStatus
-
-    def render_outcome(self, request: Request, outcome: dict[str, Any]) -> Response:
-        return self.reservation_response(transitioned_from(outcome, self.to_status))
-
-
-class ReservationConfirmView(ReservationTransitionView):
+class ReservationConfirmView(ReservationViewMixin):
     """Turn a hold into a booking; a hold past its expiry is refused (hold_expired)."""
 
-    to_status = ReservationStatus.CONFIRMED
+    serializer_class = ReservationSerializer
 
     @extend_schema(
         operation_id="reservations_confirm",
@@ -207,15 +185,14 @@ class ReservationConfirmView(ReservationTransitionView):
             actor=self.actor(),
             customer_name=customer.get("name") if customer else None,
             customer_email=customer.get("email") if customer else None,
-            recorder=self.outcome_record,
         )
         return self.reservation_response(reservation)
 
 
-class ReservationCancelView(ReservationTransitionView):
+class ReservationCancelView(ReservationViewMixin):
     """Cancel a held or confirmed reservation; its places are released once."""
 
-    to_status = ReservationStatus.CANCELLED
+    serializer_class = ReservationSerializer
 
     @extend_schema(
         operation_id="reservations_cancel", request=None, responses=ReservationSerializer
@@ -224,7 +201,6 @@ class ReservationCancelView(ReservationTransitionView):
         reservation = reservation_cancel(
             reservation_id=self.reservation_pk(public_id),
             actor=self.actor(),
-            recorder=self.outcome_record,
         )
         return self.reservation_response(reservation)
 

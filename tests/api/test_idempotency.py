@@ -3,26 +3,23 @@ concurrent duplicates never executed twice, 5xx never recorded."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError
 from django.db.models.functions import Now
 
 from bookings.api import idempotency
 from bookings.models import IdempotencyRecord, Reservation
-from bookings.services import booked_from
-from bookings.services.booking import OUTCOMES_NOT_RECORDED
-from reservo.errors import Busy, ReservoError
-from reservo.problems import problem_status
+from reservo.errors import Busy
 from settings_app.models import SystemSettings
 from settings_app.selectors import system_settings
 from tests.api.conftest import Api, problem
 from tests.conftest import run_concurrently
-from tests.factories import ApiClientFactory, ResourceFactory, SeatedResourceFactory
+from tests.factories import ResourceFactory, SeatedResourceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -121,13 +118,9 @@ def test_a_503_is_not_recorded_so_a_retry_can_succeed(
     assert Reservation.objects.count() == 1
 
 
-def test_a_booking_records_its_outcome_and_every_answer_is_rendered_from_it(
-    book_api: Api,
-) -> None:
-    """The booking's own statement writes the record: the outcome reservo_book returned
-    and the request's language, no rendered answer. A replay is rendered from that
-    outcome, so it is the first answer even after the reservation has changed, whatever
-    the replay's language."""
+def test_a_booking_records_its_answer_and_a_replay_is_that_answer(book_api: Api) -> None:
+    """The record holds the first answer, written in the booking's transaction: a replay is
+    that answer even after the reservation has changed, whatever the replay's language."""
     resource = SeatedResourceFactory()
     seats = list(resource.seats.order_by("-id").values_list("pk", flat=True)[:2])
     body = {"resource": resource.pk, "seats": seats, "hold": True, "customer": {"name": "Ada"}}
@@ -135,10 +128,8 @@ def test_a_booking_records_its_outcome_and_every_answer_is_rendered_from_it(
     first = book_api.post(RESERVATIONS, body, **{"Accept-Language": "fr", **KEY})
     assert first.status_code == 201, first.content
     record = IdempotencyRecord.objects.get()
-    assert record.response_status is None
-    assert record.response_body["language"] == "fr"
-    outcome = record.response_body["outcome"]
-    assert (outcome["outcome"], outcome["public_id"]) == ("booked", first.json()["id"])
+    assert record.response_status == 201
+    assert json.loads(record.response_body)["id"] == first.json()["id"]
 
     book_api.post(f"{RESERVATIONS}{first.json()['id']}/cancel/")
     again = book_api.post(RESERVATIONS, body, **{"Accept-Language": "de", **KEY})
@@ -150,13 +141,13 @@ def test_a_booking_records_its_outcome_and_every_answer_is_rendered_from_it(
     assert Reservation.objects.count() == 1
 
 
-def test_a_refusal_is_recorded_by_the_booking_statement_too(book_api: Api) -> None:
+def test_a_refusal_is_recorded_with_its_answer(book_api: Api) -> None:
     resource = ResourceFactory(capacity=1)
     first = book_api.post(RESERVATIONS, {"resource": resource.pk, "quantity": 2}, **KEY)
     problem(first, 409, "sold_out")
     record = IdempotencyRecord.objects.get()
-    assert record.response_status is None
-    assert record.response_body["outcome"]["outcome"] == "sold_out"
+    assert record.response_status == 409
+    assert json.loads(record.response_body)["code"] == "sold_out"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -175,15 +166,6 @@ def test_an_outcome_answered_with_a_503_is_not_recorded(book_api: Api) -> None:
     SystemSettings.objects.update(maintenance_mode=False)
     assert book_api.post(RESERVATIONS, body, **KEY).status_code == 201
     assert Reservation.objects.count() == 1
-
-
-def test_a_record_without_a_status_holds_an_outcome() -> None:
-    record = IdempotencyRecord(
-        api_client=ApiClientFactory(), key="k", method="POST", path="/", request_hash="h"
-    )
-    record.response_body = {"detail": "no outcome"}
-    with pytest.raises(IntegrityError, match="idempotency_answer_or_outcome"):
-        record.save()
 
 
 def test_confirm_and_cancel_are_idempotent_too(book_api: Api) -> None:
@@ -266,44 +248,13 @@ def test_purge_keeps_records_for_at_least_24_hours(book_api: Api) -> None:
     assert idempotency.idempotency_records_purge() == 0
 
 
-# reservo_book's outcomes other than "booked" (bookings/migrations/0004).
-REFUSALS = [
-    "not_found",
-    "maintenance",
-    "not_bookable",
-    "wrong_kind",
-    "limit_exceeded",
-    "unknown_seats",
-    "seats_taken",
-    "sold_out",
-    "reference_taken",
-]
-
-
-@pytest.mark.parametrize("code", REFUSALS)
-def test_the_outcomes_left_unrecorded_are_those_answered_with_a_5xx(code: str) -> None:
-    outcome = {
-        "outcome": code,
-        "resource_name": "Gala",
-        "maintenance_message": "",
-        "max_places": 2,
-        "available": 0,
-        "seat_ids": [1],
-        "seat_labels": ["A1"],
-    }
-    with pytest.raises(ReservoError) as refused:
-        booked_from(outcome, resource_id=1, quantity=3)
-    answered_5xx = problem_status(refused.value) >= 500
-    assert answered_5xx == (code in OUTCOMES_NOT_RECORDED)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_duplicates_racing_for_the_last_places_under_each_isolation_level(
     book_api: Api, isolation_level: str
 ) -> None:
     """Eight keys, each sent three times at once, for three places. Each key executes at
     most once, and every answer it gets (during the race, and replayed afterwards) is the
-    same, rendered from its one recorded outcome."""
+    same, its one recorded answer."""
     resource = ResourceFactory(capacity=3)
     keys = [f"race-{n}" for n in range(8)]
 
@@ -344,12 +295,12 @@ def test_duplicates_racing_for_the_last_places_under_each_isolation_level(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failure_after_the_booking_committed_still_runs_its_after_commit_work(
+def test_a_failure_after_the_booking_rolls_back_the_booking_and_its_record(
     book_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The booking's statement commits before the answer is rendered. Should rendering
-    fail (a bug: 500), the booking and its record stay, and the resource's cached detail
-    is still invalidated; a retry with the key is answered from the record."""
+    """The booking, its record and the answer are one transaction. Should rendering the
+    answer fail (a bug: 500), nothing stays and the cached detail is untouched; a retry
+    with the same key books, once."""
     from bookings.api import views
 
     resource = ResourceFactory(capacity=5)
@@ -366,8 +317,11 @@ def test_a_failure_after_the_booking_committed_still_runs_its_after_commit_work(
         failed.http.raise_request_exception = False
         assert failed.post(RESERVATIONS, body, **KEY).status_code == 500
 
-    assert Reservation.objects.count() == 1
-    assert book_api.get(detail).json()["available"] == 3
+    assert not Reservation.objects.exists()
+    assert not IdempotencyRecord.objects.exists()
+    assert book_api.get(detail).json()["available"] == 5
     again = book_api.post(RESERVATIONS, body, **KEY)
     assert again.status_code == 201
-    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in again
+    assert book_api.get(detail).json()["available"] == 3
+    assert Reservation.objects.count() == 1

@@ -1,5 +1,5 @@
 """The one retry mechanism for whole transactions: conflicts are retried, a bounded
-number of times; anything else goes up at once. The last statement sent with the COMMIT."""
+number of times; anything else goes up at once. The transaction is atomic and bounded."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import psycopg.errors
 import pytest
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.test.utils import CaptureQueriesContext
-from psycopg.pq import TransactionStatus
+from django.test import override_settings
 
-from bookings.locking import execute_then_commit, is_retryable_conflict, retrying_conflicts
+from bookings.locking import in_booking_transaction, is_retryable_conflict, retrying_conflicts
+from bookings.models import Reservation
 from reservo.errors import Busy, SoldOut
 
 
@@ -72,7 +72,7 @@ def test_other_errors_are_not_retried() -> None:
     assert not is_retryable_conflict(SoldOut(available=0))
 
 
-# execute_then_commit: the last statement and the COMMIT in one round trip ----------------
+# The booking transaction is Django's own: atomic() means atomic ----------------------
 
 PROBE_TABLE = "CREATE TEMPORARY TABLE probe (id int PRIMARY KEY, note text)"
 
@@ -86,65 +86,67 @@ def probe_table() -> Iterator[None]:
         cursor.execute("DROP TABLE IF EXISTS probe")
 
 
-def sent(queries: CaptureQueriesContext) -> list[str]:
-    """The inserts sent (Django also logs its own BEGIN, COMMIT and savepoints)."""
-    return [query["sql"] for query in queries.captured_queries if "INSERT" in query["sql"]]
-
-
-def probe_notes() -> list[str]:
+def insert(row_id: int) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT note FROM probe ORDER BY id")
-        return [note for (note,) in cursor.fetchall()]
+        cursor.execute("INSERT INTO probe VALUES (%s, %s)", [row_id, "note"])
+
+
+def probe_ids() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM probe ORDER BY id")
+        return [row_id for (row_id,) in cursor.fetchall()]
+
+
+class Failure(Exception):
+    pass
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("probe_table")
-def test_the_outermost_transaction_commits_with_its_last_statement() -> None:
+def test_two_inserts_then_an_error_leave_no_row() -> None:
     committed: list[str] = []
-    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+    with pytest.raises(Failure), transaction.atomic():
         transaction.on_commit(lambda: committed.append("hook"))
-        row = execute_then_commit("INSERT INTO probe VALUES (%s, %s) RETURNING note", [1, "first"])
-        # The transaction has ended: another connection would see the row already.
-        assert connection.connection.info.transaction_status == TransactionStatus.IDLE
-        assert committed == []  # on_commit callbacks still run when the block ends
-
-    assert row == {"note": "first"}
-    # The first statement also carries the BEGIN (reservo/db): the whole transaction is one
-    # round trip.
-    assert sent(queries) == [
-        "BEGIN ISOLATION LEVEL READ COMMITTED; "
-        "INSERT INTO probe VALUES (1, 'first') RETURNING note; COMMIT"
-    ]
-    assert committed == ["hook"]
-    assert probe_notes() == ["first"]
+        insert(1)
+        insert(2)
+        raise Failure
+    assert probe_ids() == []
+    assert committed == []
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("probe_table")
-def test_a_failing_commit_rolls_back_and_runs_no_hook() -> None:
-    """The COMMIT's own error (here a deferred constraint) is raised inside the block."""
+def test_a_savepoint_between_the_inserts_leaves_no_row_either() -> None:
+    with pytest.raises(Failure), transaction.atomic():
+        insert(1)
+        with transaction.atomic():
+            insert(2)
+        list(Reservation.objects.iterator())
+        raise Failure
+    assert probe_ids() == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("probe_table")
+def test_a_booking_transaction_is_bounded_and_atomic() -> None:
+    def work() -> None:
+        insert(1)
+        insert(1)  # a duplicate key: the whole transaction goes
+
+    with override_settings(RESERVO_LOCK_TIMEOUT_MS=1234, RESERVO_STATEMENT_TIMEOUT_MS=4321):
+        with pytest.raises(IntegrityError):
+            in_booking_transaction(work)
+        assert probe_ids() == []
+        assert in_booking_transaction(bounds) == ("1234ms", "4321ms")
+    # The bounds were local to the transaction.
+    assert bounds() != ("1234ms", "4321ms")
+
+
+def bounds() -> tuple[str, str]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "ALTER TABLE probe ADD COLUMN parent int REFERENCES probe (id) "
-            "DEFERRABLE INITIALLY DEFERRED"
+            "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
         )
-    committed: list[str] = []
-    with pytest.raises(IntegrityError), transaction.atomic():
-        transaction.on_commit(lambda: committed.append("hook"))
-        execute_then_commit("INSERT INTO probe VALUES (%s, %s, %s)", [1, "orphan", 99])
-
-    assert committed == []
-    assert probe_notes() == []
-    assert not connection.in_atomic_block
-    execute_then_commit("INSERT INTO probe VALUES (%s, %s)", [2, "usable"])  # autocommit
-    assert probe_notes() == ["usable"]
-
-
-@pytest.mark.django_db
-@pytest.mark.usefixtures("probe_table")
-def test_nested_it_leaves_the_commit_to_the_enclosing_transaction() -> None:
-    with CaptureQueriesContext(connection) as queries, transaction.atomic():
-        execute_then_commit("INSERT INTO probe VALUES (%s, %s)", [1, "nested"])
-        assert connection.connection.info.transaction_status != TransactionStatus.IDLE
-    assert sent(queries) == ["INSERT INTO probe VALUES (1, 'nested')"]
-    assert probe_notes() == ["nested"]
+        row = cursor.fetchone()
+    assert row is not None
+    return row[0], row[1]

@@ -16,7 +16,7 @@ from bookings.services import (
     reservation_confirm,
     reservations_expire_due,
 )
-from bookings.services.common import REFERENCE_ALPHABET, _new_reference
+from bookings.services.common import REFERENCE_ALPHABET, new_reference
 from reservo.errors import (
     HoldExpired,
     InvalidState,
@@ -55,7 +55,7 @@ def connection_now():  # type: ignore[no-untyped-def]
 
 
 def test_references_are_twelve_characters_of_the_phone_friendly_alphabet() -> None:
-    references = {_new_reference() for _ in range(2000)}
+    references = {new_reference() for _ in range(2000)}
     assert len(references) == 2000
     assert all(r.startswith("RSV-") and len(r) == 12 for r in references)
     letters = "".join(r[4:] for r in references)
@@ -340,15 +340,15 @@ class TestMaintenance:
 class TestHotPath:
     def test_booking_query_count_is_pinned(self, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
         resource = ResourceFactory(capacity=10)
-        # One call of reservo_book: timeouts, resource lock + settings, expire due holds,
-        # reservation, history and outbox rows. No savepoint: a refusal is an outcome.
-        with django_assert_num_queries(1):
+        # Nested in the test's transaction: savepoint, timeouts, resource lock, rules and
+        # clock, due holds, reservation, history row, release. No recipient: no outbox row.
+        with django_assert_num_queries(8):
             reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
 
     def test_confirm_query_count_is_pinned(self, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
         resource = ResourceFactory(capacity=10)
         hold = reservation_book(resource_id=resource.pk, quantity=1, hold=True, actor=CUSTOMER)
-        # reservo_transition: the resource id, both locks, the update, history and outbox
-        # rows, all in one statement (no savepoint: a refusal is an outcome).
-        with django_assert_num_queries(1):
+        # Savepoint, timeouts, the resource id, resource lock, rules and clock, reservation
+        # lock, update, history row, release.
+        with django_assert_num_queries(9):
             reservation_confirm(reservation_id=hold.reservation.pk, actor=CUSTOMER)

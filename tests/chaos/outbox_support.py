@@ -186,5 +186,5 @@ def due_outbox_rows(
         )
         for index in range(reservations)
     )
-    outbox_enqueue(cancelled)
+    outbox_enqueue(cancelled, resource=resource)
     return OutboxMessage.objects.count()

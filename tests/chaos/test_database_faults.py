@@ -4,12 +4,10 @@ requests is replaced before the next one uses it."""
 
 from __future__ import annotations
 
-import select
 import threading
 import time
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import OperationalError, close_old_connections, connection, transaction
 
@@ -158,50 +156,3 @@ def test_without_the_health_check_that_request_would_fail(monkeypatch: Any) -> N
             scalar("SELECT pg_backend_pid()")
     finally:
         connection.close()
-
-
-class CountingCursors:
-    """Counts the cursors opened on the wrapped psycopg connection."""
-
-    def __init__(self, psycopg_connection: psycopg.Connection) -> None:
-        self.opened = 0
-        self._cursor = psycopg_connection.cursor
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.opened += 1
-        return self._cursor(*args, **kwargs)
-
-
-def test_a_live_idle_connection_passes_the_check_without_a_query(monkeypatch: Any) -> None:
-    pid = backend_pid()
-    cursors = CountingCursors(connection.connection)
-    monkeypatch.setattr(connection.connection, "cursor", cursors)
-    close_old_connections()
-    connection.close_if_health_check_failed()
-    assert connection.connection is not None and connection.health_check_done
-    assert cursors.opened == 0
-    monkeypatch.undo()
-    assert scalar("SELECT pg_backend_pid()") == pid
-
-
-def test_a_live_connection_with_something_to_read_gets_the_full_check_and_is_kept(
-    monkeypatch: Any,
-) -> None:
-    pid = backend_pid()
-    with connection.cursor() as cursor:
-        cursor.execute("LISTEN reservo_health_check_test")
-    with outside_connection() as other:
-        other.autocommit = True
-        other.execute("NOTIFY reservo_health_check_test")
-    poller = select.poll()
-    poller.register(connection.connection.pgconn.socket, select.POLLIN)
-    assert poller.poll(5000), "the notification never arrived"
-    cursors = CountingCursors(connection.connection)
-    monkeypatch.setattr(connection.connection, "cursor", cursors)
-    close_old_connections()
-    connection.close_if_health_check_failed()
-    assert cursors.opened == 1  # Django's own SELECT 1
-    monkeypatch.undo()
-    assert scalar("SELECT pg_backend_pid()") == pid
-    with connection.cursor() as cursor:
-        cursor.execute("UNLISTEN *")

@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Now
 
 from bookings.models import ACTIVE_STATUSES, Reservation, ReservationEvent, ReservationStatus
-from bookings.services.common import _new_reference
+from bookings.services.common import new_reference
 from reservo.errors import InvalidState, SoldOut
 
 
@@ -24,7 +24,7 @@ def book_without_lock(*, resource_id: int, quantity: int) -> Reservation:
         if quantity > available:
             raise SoldOut(available=available)
         return Reservation.objects.create(
-            reference=_new_reference(),
+            reference=new_reference(),
             resource_id=resource_id,
             quantity=quantity,
             status=ReservationStatus.CONFIRMED,
