@@ -1,8 +1,8 @@
 """Races on real PostgreSQL with real threads; the database state is asserted afterwards.
 
-Each test has a negative control: the same race through a deliberately unlocked path
-(tests/concurrency/unlocked.py) with the database backstop removed is detected, which
-proves the assertions can fail.
+Each test has a negative control: the production path with one guard removed (the
+service's row lock, through a test-only hook, or the database's CHECK) still holds, and
+with both removed the race is detected, which proves the assertions can fail.
 """
 
 from __future__ import annotations
@@ -10,17 +10,20 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections
 
 from bookings.models import Reservation, ReservationSeat, ReservationStatus
+from bookings.services import booking as booking_service
 from bookings.services import reservation_book, reservation_cancel
 from reservo.errors import Busy, InvalidState, SeatsUnavailable, SoldOut
 from resources.models import Resource
-from tests.concurrency.unlocked import book_without_lock, cancel_without_lock
+from tests.concurrency.unlocked import cancel_without_lock
 from tests.conftest import CUSTOMER, run_concurrently, scalar
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
@@ -70,22 +73,17 @@ def test_last_unit_goes_to_exactly_one_of_fifty(isolation_level: str) -> None:
     assert_exact(resource)
 
 
-def test_negative_control_unlocked_path_oversells_and_is_detected() -> None:
-    resource = ResourceFactory(capacity=1)
+@contextmanager
+def check_dropped() -> Iterator[None]:
+    """The database backstop removed: the CHECK that refuses held + confirmed > capacity."""
     with connection.cursor() as cursor:
         cursor.execute(
             "ALTER TABLE resources_resource DROP CONSTRAINT resource_counters_within_capacity"
         )
     try:
-        results = run_concurrently(
-            50, lambda i: book_without_lock(resource_id=resource.pk, quantity=1)
-        )
-        successes = Counter(map(outcome, results))["ok"]
-        # The race the locked path must prevent: the same assertions now fail.
-        assert successes > 1
-        assert overbooked_by(resource.pk) == successes - 1
+        yield
     finally:
-        Reservation.objects.filter(resource=resource).delete()
+        Reservation.objects.all().delete()
         with connection.cursor() as cursor:
             cursor.execute(
                 "ALTER TABLE resources_resource ADD CONSTRAINT resource_counters_within_capacity "
@@ -93,14 +91,60 @@ def test_negative_control_unlocked_path_oversells_and_is_detected() -> None:
             )
 
 
-def test_unlocked_path_with_the_database_backstop_still_cannot_oversell() -> None:
+@pytest.fixture
+def row_lock_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test-only hook: the booking service reads the resource without its row lock, and
+    slowly, as a loaded server would (check-then-act)."""
+
+    def read_without_lock(resource_id: int) -> Resource:
+        resource = Resource.objects.get(pk=resource_id)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.02)")
+        return resource
+
+    monkeypatch.setattr(booking_service, "lock_resource", read_without_lock)
+
+
+def last_unit_race(resource: Resource) -> Counter[str]:
+    results = run_concurrently(
+        30, lambda i: reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+    )
+    assert not [r for r in results if isinstance(r, Exception) and not hasattr(r, "code")]
+    return Counter(map(outcome, results))
+
+
+@pytest.mark.usefixtures("row_lock_off")
+def test_without_the_row_lock_the_check_refuses_and_the_client_gets_sold_out() -> None:
+    """(a) Only the database's CHECK is left: it refuses every booking past capacity, and
+    the service answers sold_out, never a 500."""
     resource = ResourceFactory(capacity=1)
-    results = run_concurrently(30, lambda i: book_without_lock(resource_id=resource.pk, quantity=1))
-    outcomes = Counter(map(outcome, results))
-    assert outcomes["ok"] == 1
-    # Some racers got past the application check and were stopped by the CHECK constraint.
-    assert outcomes["IntegrityError"] >= 1
+    results = run_concurrently(
+        30, lambda i: reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+    )
+    assert Counter(map(outcome, results)) == {"ok": 1, "sold_out": 29}
+    # Some racers got past the service's own check: the CHECK stopped them.
+    assert any(isinstance(r, SoldOut) and isinstance(r.__cause__, IntegrityError) for r in results)
     assert overbooked_by(resource.pk) == 0
+    assert_exact(resource)
+
+
+def test_without_the_check_the_row_lock_alone_keeps_the_count_exact() -> None:
+    """(b) Only the service's row lock is left."""
+    resource = ResourceFactory(capacity=1)
+    with check_dropped():
+        assert last_unit_race(resource) == {"ok": 1, "sold_out": 29}
+        assert overbooked_by(resource.pk) == 0
+        assert Reservation.objects.filter(resource=resource).count() == 1
+
+
+@pytest.mark.usefixtures("row_lock_off")
+def test_negative_control_without_the_row_lock_and_the_check_the_race_is_caught() -> None:
+    """(c) Both guards off: the assertions above now fail, so they can."""
+    resource = ResourceFactory(capacity=1)
+    with check_dropped():
+        successes = last_unit_race(resource)["ok"]
+        assert successes > 1
+        assert overbooked_by(resource.pk) == successes - 1
 
 
 # 2. Mixed load ----------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Deliberately broken booking paths for negative controls. Test-only: nothing imports them
-outside tests/. They read without a lock and then write (check-then-act)."""
+"""A deliberately broken transition for a negative control. Test-only: nothing imports it
+outside tests/. It reads without a lock and then writes (check-then-act)."""
 
 from __future__ import annotations
 
@@ -7,30 +7,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Now
 
 from bookings.models import ACTIVE_STATUSES, Reservation, ReservationEvent, ReservationStatus
-from bookings.services.common import new_reference
-from reservo.errors import InvalidState, SoldOut
-
-
-def book_without_lock(*, resource_id: int, quantity: int) -> Reservation:
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT capacity - held - confirmed FROM resources_resource WHERE id = %s",
-                [resource_id],
-            )
-            (available,) = cursor.fetchone()
-            # Widen the window between the check and the write, as a slow request would.
-            cursor.execute("SELECT pg_sleep(0.02)")
-        if quantity > available:
-            raise SoldOut(available=available)
-        return Reservation.objects.create(
-            reference=new_reference(),
-            resource_id=resource_id,
-            quantity=quantity,
-            status=ReservationStatus.CONFIRMED,
-            confirmed_at=Now(),
-            manage_token_hash="",
-        )
+from reservo.errors import InvalidState
 
 
 def cancel_without_lock(*, reservation_id: int) -> None:
