@@ -4,6 +4,9 @@ concurrent duplicates never executed twice, 5xx never recorded."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db.models.functions import Now
+from django.test import override_settings
 
 from bookings.api import idempotency
 from bookings.models import IdempotencyRecord, Reservation
@@ -18,7 +22,7 @@ from reservo.errors import Busy
 from settings_app.models import SystemSettings
 from settings_app.selectors import system_settings
 from tests.api.conftest import Api, problem
-from tests.conftest import run_concurrently
+from tests.conftest import outside_connection, run_concurrently, scalar, wait_until
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -212,6 +216,77 @@ def test_twenty_concurrent_duplicates_book_once(book_api: Api) -> None:
     resource.refresh_from_db()
     assert resource.confirmed == 1
     assert IdempotencyRecord.objects.count() == 1
+
+
+@contextmanager
+def key_claimed_elsewhere(api: Api, path: str, body: dict[str, Any]) -> Iterator[Any]:
+    """The key's record inserted, not yet committed, by another transaction: a first
+    request still running. Committing the yielded connection answers it with a 201;
+    otherwise it rolls back when the block ends."""
+    assert api.client is not None
+    answer = {"id": "from-the-first-request"}
+    with outside_connection() as first:
+        first.execute(
+            "INSERT INTO bookings_idempotencyrecord (api_client_id, key, method, path,"
+            " request_hash, response_status, response_body, created_at)"
+            " VALUES (%s, %s, 'POST', %s, %s, 201, to_jsonb(%s::text), now())",
+            [
+                api.client.pk,
+                KEY["Idempotency-Key"],
+                path,
+                idempotency.request_hash(json.dumps(body).encode()),
+                json.dumps(answer),
+            ],
+        )
+        try:
+            yield first
+        finally:
+            first.rollback()  # unless committed meanwhile
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_waits_for_the_first_request_then_replays_its_answer(
+    book_api: Api,
+) -> None:
+    resource = ResourceFactory(capacity=5)
+    body = {"resource": resource.pk, "quantity": 1}
+    responses: list[Any] = []
+    with key_claimed_elsewhere(book_api, RESERVATIONS, body) as first:
+        duplicate = threading.Thread(
+            target=lambda: responses.extend(
+                run_concurrently(1, lambda i: Api(book_api.key).post(RESERVATIONS, body, **KEY))
+            )
+        )
+        duplicate.start()
+        wait_until(
+            lambda: scalar("SELECT count(*) FROM pg_locks WHERE NOT granted"),
+            10,
+            "the duplicate never waited for the first request",
+        )
+        first.commit()
+    duplicate.join(30)
+    (response,) = responses
+    assert response.status_code == 201
+    assert response.json() == {"id": "from-the-first-request"}
+    assert response["Idempotent-Replayed"] == "true"
+    assert not Reservation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_waiting_past_the_lock_bound_is_told_to_retry(book_api: Api) -> None:
+    resource = ResourceFactory(capacity=5)
+    body = {"resource": resource.pk, "quantity": 1}
+    with (
+        key_claimed_elsewhere(book_api, RESERVATIONS, body),
+        override_settings(RESERVO_LOCK_TIMEOUT_MS=200),
+    ):
+        response = book_api.post(RESERVATIONS, body, **KEY)
+    problem(response, 409, "idempotency_in_progress")
+    assert response["Retry-After"]
+    assert not Reservation.objects.exists()
+    # The first request rolled back (it answered with a 5xx, say): the key is free.
+    assert book_api.post(RESERVATIONS, body, **KEY).status_code == 201
+    assert Reservation.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
