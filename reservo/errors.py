@@ -109,6 +109,12 @@ class ResourceNotBookable(ReservoError):
     title = _("Not bookable")
 
 
+class SalesClosed(ReservoError):
+    code = "sales_closed"
+    http_status = 409
+    title = _("Sales closed")
+
+
 class CapacityBelowBooked(ReservoError):
     code = "capacity_below_booked"
     http_status = 409

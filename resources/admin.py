@@ -31,6 +31,7 @@ from resources.selectors import (
 from resources.services import (
     SeatSpec,
     resource_add_seats,
+    resource_close_sales,
     resource_create,
     resource_update,
     seat_specs_from_labels,
@@ -46,6 +47,8 @@ EDITABLE_FIELDS = [
     "starts_at",
     "ends_at",
     "max_per_booking",
+    "sales_open_at",
+    "sales_close_at",
 ]
 
 
@@ -160,6 +163,8 @@ class ResourceForm(forms.ModelForm):
                 starts_at=data.get("starts_at"),
                 ends_at=data.get("ends_at"),
                 max_per_booking=data.get("max_per_booking"),
+                sales_open_at=data.get("sales_open_at"),
+                sales_close_at=data.get("sales_close_at"),
                 description=data.get("description") or "",
                 venue=data.get("venue") or "",
             )
@@ -203,6 +208,7 @@ class ResourceAdmin(admin.ModelAdmin):
         "kind",
         "state",
         "starts_at",
+        "sales_close_at",
         "capacity",
         "held_now",
         "confirmed",
@@ -212,7 +218,7 @@ class ResourceAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "venue"]
     date_hierarchy = "starts_at"
     ordering = ["starts_at", "id"]
-    actions = ["open_resources", "close_resources", "cancel_events"]
+    actions = ["open_resources", "close_resources", "close_sales_now", "cancel_events"]
     change_list_template = "admin/resources/resource/change_list.html"
     readonly_counter_fields = ["held_now", "confirmed", "available_now", "seat_count"]
 
@@ -226,6 +232,16 @@ class ResourceAdmin(admin.ModelAdmin):
             (
                 _("Booking"),
                 {"fields": ["state", "capacity", "max_per_booking", "starts_at", "ends_at"]},
+            ),
+            (
+                _("Sales window"),
+                {
+                    "fields": ["sales_open_at", "sales_close_at"],
+                    "description": _(
+                        "Empty: on sale from now on, until the event starts. Outside the "
+                        "window customers and API clients cannot book or hold."
+                    ),
+                },
             ),
             (_("Details"), {"fields": ["venue", "description"]}),
         ]
@@ -300,6 +316,26 @@ class ResourceAdmin(admin.ModelAdmin):
     @admin.action(description=_("Close for booking"), permissions=["change"])
     def close_resources(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
         self._set_state(request, queryset, ResourceState.CLOSED)
+
+    @admin.action(description=_("Close sales now"), permissions=["change"])
+    def close_sales_now(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
+        closed = 0
+        for resource in queryset.order_by("id"):
+            try:
+                resource_close_sales(resource_id=resource.pk)
+                closed += 1
+            except ReservoError as exc:
+                self.message_user(request, f"{resource}: {exc.detail}", messages.ERROR)
+        self.message_user(
+            request,
+            ngettext(
+                "Sales closed now for %(count)d resource.",
+                "Sales closed now for %(count)d resources.",
+                closed,
+            )
+            % {"count": closed},
+            messages.SUCCESS,
+        )
 
     @admin.action(
         description=_("Cancel event (cancels every active reservation)"), permissions=["change"]

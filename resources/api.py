@@ -20,6 +20,7 @@ from resources.selectors import (
     cached_read_keys,
     resource_represented,
     resources_with_availability,
+    sales_not_closed,
     seat_map,
 )
 from resources.services import (
@@ -93,6 +94,8 @@ class ResourceSerializer(serializers.Serializer):
     starts_at = TimestampField(read_only=True, allow_null=True)
     ends_at = TimestampField(read_only=True, allow_null=True)
     max_per_booking = serializers.IntegerField(read_only=True, allow_null=True)
+    sales_open_at = TimestampField(read_only=True, allow_null=True)
+    sales_close_at = TimestampField(read_only=True, allow_null=True)
     description = serializers.CharField(read_only=True)
     venue = serializers.CharField(read_only=True)
 
@@ -113,6 +116,8 @@ class ResourceWriteSerializer(serializers.Serializer):
     max_per_booking = serializers.IntegerField(
         min_value=1, max_value=MAX_INT, required=False, allow_null=True
     )
+    sales_open_at = serializers.DateTimeField(required=False, allow_null=True)
+    sales_close_at = serializers.DateTimeField(required=False, allow_null=True)
     seats = SeatsField(required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     venue = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -127,6 +132,8 @@ class ResourceUpdateSerializer(serializers.Serializer):
     max_per_booking = serializers.IntegerField(
         min_value=1, max_value=MAX_INT, required=False, allow_null=True
     )
+    sales_open_at = serializers.DateTimeField(required=False, allow_null=True)
+    sales_close_at = serializers.DateTimeField(required=False, allow_null=True)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     venue = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
@@ -151,7 +158,8 @@ def _resource_or_404(resource_id: int) -> Resource:
 
 
 class ResourceListView(ApiView):
-    """List resources (filters `state`, `kind`) or create one (`manage`)."""
+    """List resources (filters `state`, `kind`; only those whose sales have not closed,
+    unless `include_past=true`) or create one (`manage`)."""
 
     required_scopes = {"POST": ApiScope.MANAGE}
     throttle_scope = ApiScope.MANAGE
@@ -160,6 +168,11 @@ class ResourceListView(ApiView):
     def get_queryset(self) -> QuerySet[Resource]:
         resources = resources_with_availability().order_by("starts_at", "id")
         errors: dict[str, list[str]] = {}
+        include_past = self.request.query_params.get("include_past", "false")
+        if include_past not in ("true", "false"):
+            errors["include_past"] = [_("Must be true or false.")]
+        elif include_past == "false":
+            resources = sales_not_closed(resources)
         for field, values in (("state", ResourceState.values), ("kind", ResourceKind.values)):
             value = self.request.query_params.get(field)
             if value is None:
@@ -177,6 +190,9 @@ class ResourceListView(ApiView):
         parameters=[
             OpenApiParameter("state", str, enum=ResourceState.values),
             OpenApiParameter("kind", str, enum=ResourceKind.values),
+            OpenApiParameter(
+                "include_past", bool, description="Also resources whose sales have closed."
+            ),
         ],
         responses=ResourceSerializer(many=True),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
@@ -37,6 +39,9 @@ class Resource(models.Model):
     starts_at = models.DateTimeField(_("starts at"), null=True, blank=True)
     ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
     max_per_booking = models.PositiveIntegerField(_("max per booking"), null=True, blank=True)
+    # The sales window; with no close time, sales close when the event starts.
+    sales_open_at = models.DateTimeField(_("sales open at"), null=True, blank=True)
+    sales_close_at = models.DateTimeField(_("sales close at"), null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     updated_at = models.DateTimeField(db_default=Now(), editable=False)
 
@@ -69,6 +74,12 @@ class Resource(models.Model):
                 | Q(ends_at__gt=F("starts_at")),
                 name="resource_ends_after_start",
             ),
+            models.CheckConstraint(
+                condition=Q(sales_open_at__isnull=True)
+                | Q(sales_close_at__isnull=True)
+                | Q(sales_close_at__gt=F("sales_open_at")),
+                name="resource_sales_close_after_open",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -77,6 +88,11 @@ class Resource(models.Model):
     @property
     def available(self) -> int:
         return self.capacity - self.held - self.confirmed
+
+    @property
+    def sales_end(self) -> datetime | None:
+        """When sales close: the close time, or else the start of the event."""
+        return self.sales_close_at or self.starts_at
 
 
 class Seat(models.Model):

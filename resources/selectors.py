@@ -18,9 +18,20 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    Case,
+    CharField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 
 from reservo import metrics
 from resources.models import Resource, Seat
@@ -58,6 +69,38 @@ def _hold_expiries(**resource: Any) -> QuerySet[Any]:
 
 def _next_hold_expiry() -> Subquery:
     return Subquery(_hold_expiries(resource=OuterRef("pk"))[:1])
+
+
+SALES_UPCOMING, SALES_OPEN, SALES_CLOSED = "upcoming", "open", "closed"
+
+
+def sales_status_of_row() -> Case:
+    """A resource's sales status (upcoming, open or closed) by the database clock: sales
+    close at `sales_close_at`, or else when the event starts."""
+    return Case(
+        When(sales_open_at__gt=Now(), then=Value(SALES_UPCOMING)),
+        When(
+            Q(sales_close_at__lte=Now()) | Q(sales_close_at__isnull=True, starts_at__lte=Now()),
+            then=Value(SALES_CLOSED),
+        ),
+        default=Value(SALES_OPEN),
+        output_field=CharField(),
+    )
+
+
+def sales_not_closed(resources: QuerySet[Resource]) -> QuerySet[Resource]:
+    """The resources whose sales are open or still to open."""
+    return resources.alias(sales_status=sales_status_of_row()).exclude(sales_status=SALES_CLOSED)
+
+
+def sales_status(resource_id: int) -> str:
+    status: str = (
+        Resource.objects.filter(pk=resource_id)
+        .annotate(sales_status=sales_status_of_row())
+        .values_list("sales_status", flat=True)
+        .get()
+    )
+    return status
 
 
 def resources_with_availability() -> QuerySet[Resource]:

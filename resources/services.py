@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Now
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
@@ -74,9 +76,19 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
-def _validate_times(starts_at: datetime | None, ends_at: datetime | None) -> None:
+def _validate_times(
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    sales_open_at: datetime | None,
+    sales_close_at: datetime | None,
+) -> None:
+    errors: dict[str, list[str]] = {}
     if starts_at and ends_at and ends_at <= starts_at:
-        raise ValidationFailed({"ends_at": [_("The end must be after the start.")]})
+        errors["ends_at"] = [_("The end must be after the start.")]
+    if sales_open_at and sales_close_at and sales_close_at <= sales_open_at:
+        errors["sales_close_at"] = [_("Sales must close after they open.")]
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def resource_create(
@@ -90,6 +102,8 @@ def resource_create(
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
     max_per_booking: int | None = None,
+    sales_open_at: datetime | None = None,
+    sales_close_at: datetime | None = None,
     description: str = "",
     venue: str = "",
 ) -> Resource:
@@ -120,7 +134,7 @@ def resource_create(
     if errors:
         raise ValidationFailed(errors)
     assert capacity is not None
-    _validate_times(starts_at, ends_at)
+    _validate_times(starts_at, ends_at, sales_open_at, sales_close_at)
 
     with transaction.atomic():
         resource = Resource.objects.create(
@@ -132,6 +146,8 @@ def resource_create(
             starts_at=starts_at,
             ends_at=ends_at,
             max_per_booking=max_per_booking,
+            sales_open_at=sales_open_at,
+            sales_close_at=sales_close_at,
             description=description,
             venue=venue,
         )
@@ -142,7 +158,18 @@ def resource_create(
 
 
 UPDATABLE_FIELDS = frozenset(
-    {"name", "description", "venue", "capacity", "state", "starts_at", "ends_at", "max_per_booking"}
+    {
+        "name",
+        "description",
+        "venue",
+        "capacity",
+        "state",
+        "starts_at",
+        "ends_at",
+        "max_per_booking",
+        "sales_open_at",
+        "sales_close_at",
+    }
 )
 
 
@@ -172,7 +199,10 @@ def resource_update(*, resource_id: int, **changes: Any) -> Resource:
         if errors:
             raise ValidationFailed(errors)
         _validate_times(
-            changes.get("starts_at", resource.starts_at), changes.get("ends_at", resource.ends_at)
+            *(
+                changes.get(field, getattr(resource, field))
+                for field in ("starts_at", "ends_at", "sales_open_at", "sales_close_at")
+            )
         )
         booked = resource.held + resource.confirmed
         if new_capacity < booked:
@@ -230,3 +260,22 @@ def resource_add_seats(*, resource_id: int, seats: Sequence[SeatSpec]) -> Resour
         return resource
 
     return in_booking_transaction(add)
+
+
+def resource_close_sales(*, resource_id: int) -> None:
+    """Close sales now, by the database clock, under the resource lock: a booking that
+    takes the lock after this commits finds sales closed. A window not open yet ends
+    with it."""
+
+    def close() -> None:
+        updated = Resource.objects.filter(pk=resource_id).update(
+            sales_close_at=Now(),
+            sales_open_at=Case(
+                When(sales_open_at__gte=Now(), then=Value(None)), default=F("sales_open_at")
+            ),
+        )
+        if not updated:
+            raise NotFound(_("No such resource."))
+        transaction.on_commit(lambda: availability_invalidate(resource_id))
+
+    in_booking_transaction(close)

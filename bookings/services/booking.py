@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
 from bookings.locking import in_booking_transaction
@@ -25,11 +28,12 @@ from reservo.errors import (
     LimitExceeded,
     ReservoError,
     ResourceNotBookable,
+    SalesClosed,
     SeatsUnavailable,
     SoldOut,
     ValidationFailed,
 )
-from resources.models import ResourceKind, ResourceState, Seat
+from resources.models import Resource, ResourceKind, ResourceState, Seat
 from resources.selectors import resource_available_now
 
 
@@ -72,9 +76,12 @@ def reservation_book(
             raise ResourceNotBookable(
                 _("'%(name)s' is not open for booking.") % {"name": resource.name}
             )
+        _ensure_on_sale(resource, rules.now)
         if (seats is not None) != (resource.kind == ResourceKind.SEATED):
             if seats is not None:
-                raise ValidationFailed({"seats": [_("This resource has no seats; book a quantity.")]})
+                raise ValidationFailed(
+                    {"seats": [_("This resource has no seats; book a quantity.")]}
+                )
             raise ValidationFailed({"quantity": [_("This resource is seated; choose seats.")]})
         limit = resource.max_per_booking or rules.default_max_per_booking
         if wanted > limit:
@@ -137,6 +144,21 @@ def reservation_book(
     raise ReferenceTaken()
 
 
+def _ensure_on_sale(resource: Resource, now: datetime) -> None:
+    """Refuse a booking outside the resource's sales window, by the database clock."""
+    if resource.sales_open_at is not None and now < resource.sales_open_at:
+        raise SalesClosed(
+            _("Sales for '%(name)s' open on %(when)s.")
+            % {
+                "name": resource.name,
+                "when": date_format(localtime(resource.sales_open_at), "DATETIME_FORMAT"),
+            },
+            sales_open_at=resource.sales_open_at.isoformat(),
+        )
+    if resource.sales_end is not None and now >= resource.sales_end:
+        raise SalesClosed(_("Sales for '%(name)s' have closed.") % {"name": resource.name})
+
+
 def _sold_out(resource_name: str | None, available: int) -> SoldOut:
     available = max(available, 0)
     if resource_name is not None and available:
@@ -183,4 +205,3 @@ def _lock_free_seats(resource_id: int, seat_ids: Sequence[int]) -> None:
             % {"labels": ", ".join(label for _seat, label in taken)},
             seats=[seat for seat, _label in taken],
         )
-

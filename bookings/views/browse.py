@@ -30,16 +30,21 @@ from reservo.error_pages import renders_domain_errors
 from reservo.errors import (
     LimitExceeded,
     ResourceNotBookable,
+    SalesClosed,
     SeatsUnavailable,
     SoldOut,
     ValidationFailed,
 )
 from resources.models import Resource, ResourceKind, ResourceState
 from resources.selectors import (
+    SALES_CLOSED,
+    SALES_UPCOMING,
     SEAT_AVAILABLE,
     SEAT_HELD,
     availability_of,
     resources_with_availability,
+    sales_not_closed,
+    sales_status,
     seat_map,
 )
 
@@ -49,11 +54,9 @@ from resources.selectors import (
 @require_GET
 @renders_domain_errors
 def home(request: HttpRequest) -> HttpResponse:
-    resources = (
-        resources_with_availability()
-        .filter(state=ResourceState.OPEN)
-        .order_by(F("starts_at").asc(nulls_last=True), "id")
-    )
+    resources = sales_not_closed(
+        resources_with_availability().filter(state=ResourceState.OPEN)
+    ).order_by(F("starts_at").asc(nulls_last=True), "id")
     cards: list[dict[str, Any]] = [{"resource": r, **availability_of(r)} for r in resources]
     return render(
         request,
@@ -78,6 +81,7 @@ def _resource_page(
 ) -> HttpResponse:
     rules = _booking_rules()
     availability = availability_of(resource)
+    sales = sales_status(resource.pk)
     limit = resource.max_per_booking or rules.default_max_per_booking
     seats: list[dict[str, Any]] = []
     if resource.kind == ResourceKind.SEATED:
@@ -112,6 +116,8 @@ def _resource_page(
             "available": availability["available"],
             "capacity": availability["capacity"],
             "bookable": resource.state == ResourceState.OPEN,
+            "sales_upcoming": sales == SALES_UPCOMING,
+            "sales_closed": sales == SALES_CLOSED,
             "limit": limit,
             "max_quantity": max(min(limit, availability["available"]), 1),
             "quantity": quantity,
@@ -172,7 +178,7 @@ def resource_detail(request: HttpRequest, slug: str) -> HttpResponse:
             message = _("Sorry, this is now sold out.")
         fresh = _visible_resource(slug)
         return _resource_page(request, fresh, form=form, status=409, conflict=message)
-    except (LimitExceeded, ResourceNotBookable) as error:
+    except (LimitExceeded, ResourceNotBookable, SalesClosed) as error:
         fresh = _visible_resource(slug)
         return _resource_page(request, fresh, form=form, status=409, conflict=error.detail)
     except ValidationFailed as error:

@@ -3,6 +3,7 @@ seat generation, open/close/cancel actions and the reconciliation page."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,9 +11,11 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from bookings.models import Reservation, ReservationEvent, ReservationStatus
 from bookings.services import Actor, reservation_book
+from reservo.errors import SalesClosed
 from resources.models import Resource, ResourceKind, ResourceState, Seat
 from tests.conftest import scalar
 from tests.factories import ResourceFactory, SeatedResourceFactory
@@ -383,3 +386,19 @@ def test_cancel_event_again_is_harmless(superuser_client: Client) -> None:
     response = run_action(superuser_client, "cancel_events", [resource])
     assert f"{resource.name} cancelled: 0 reservations cancelled." in response.content.decode()
     assert ReservationEvent.objects.filter(to_status="cancelled").count() == 1
+
+
+def test_staff_close_sales_now(superuser_client: Client) -> None:
+    resource = ResourceFactory(sales_open_at=timezone.now() + timedelta(days=1))
+    response = superuser_client.post(
+        "/admin/resources/resource/",
+        {"action": "close_sales_now", "_selected_action": [resource.pk]},
+        follow=True,
+    )
+    assert "Sales closed now for 1 resource." in response.content.decode()
+    resource.refresh_from_db()
+    assert resource.sales_close_at is not None and resource.sales_open_at is None
+    with pytest.raises(SalesClosed):
+        reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+    change = superuser_client.get(f"/admin/resources/resource/{resource.pk}/change/")
+    assert "Sales window" in change.content.decode()
