@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -28,6 +29,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 EXEMPT_PREFIXES = ("/admin/", "/healthz", "/readyz", "/metrics")
 API_PREFIX = "/api/"
 RETRY_AFTER_MAX_SECONDS = 3600
+CHECKOUT_PATH = re.compile(r"/checkout/[A-Z0-9-]+/")
 
 
 def is_booking_write(request: HttpRequest) -> bool:
@@ -62,10 +64,12 @@ def maintenance_response(request: HttpRequest, current: SettingsSnapshot) -> Htt
             extras["maintenance_until"] = current.maintenance_until.isoformat()
         response = problem_response(Maintenance(message), **extras)
     else:
+        # A customer confirming a hold is sent back to the checkout: the hold waits.
+        checkout = request.path if CHECKOUT_PATH.fullmatch(request.path_info) else None
         response = render(
             request,
             "maintenance.html",
-            {"message": message, "until": current.maintenance_until},
+            {"message": message, "until": current.maintenance_until, "checkout_url": checkout},
             status=Maintenance.http_status,
         )
     response["Retry-After"] = str(retry_after_seconds(current.maintenance_until))

@@ -15,6 +15,9 @@ class SystemSettings(models.Model):
     maintenance_mode = models.BooleanField(_("maintenance mode"), default=False)
     maintenance_message = models.TextField(_("maintenance message"), blank=True, default="")
     maintenance_until = models.DateTimeField(_("planned end"), null=True, blank=True)
+    # When maintenance went on (database clock): switching it off extends the holds that
+    # were live then by as long as it lasted.
+    maintenance_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     hold_ttl_seconds = models.PositiveIntegerField(_("hold duration (seconds)"), default=600)
     default_max_per_booking = models.PositiveIntegerField(_("default max per booking"), default=10)
     updated_at = models.DateTimeField(db_default=Now(), editable=False)

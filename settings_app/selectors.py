@@ -36,6 +36,7 @@ class SettingsSnapshot:
     maintenance_until: datetime | None
     hold_ttl_seconds: int
     default_max_per_booking: int
+    maintenance_started_at: datetime | None = None
 
     @classmethod
     def of(cls, row: SystemSettings) -> SettingsSnapshot:
@@ -45,6 +46,7 @@ class SettingsSnapshot:
             maintenance_until=row.maintenance_until,
             hold_ttl_seconds=row.hold_ttl_seconds,
             default_max_per_booking=row.default_max_per_booking,
+            maintenance_started_at=row.maintenance_started_at,
         )
 
 

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
+from bookings.services import holds_extend_for_maintenance
 from reservo.errors import ValidationFailed
 from settings_app.models import SINGLETON_ID, SystemSettings
 from settings_app.selectors import SettingsSnapshot, system_settings_cache_write
@@ -51,14 +52,26 @@ def _validate(changes: dict[str, Any]) -> None:
 
 
 def system_settings_update(**changes: Any) -> SystemSettings:
-    """Change settings under the row lock; every instance sees the change within a second."""
+    """Change settings under the row lock; every instance sees the change within a second.
+    Switching maintenance off extends the holds that were live when it went on by as long
+    as it lasted, in the same transaction."""
     _validate(changes)
     with transaction.atomic():
         row = SystemSettings.objects.select_for_update().get(pk=SINGLETON_ID)
+        updated = [*sorted(changes), "updated_at"]
+        switching = changes.get("maintenance_mode", row.maintenance_mode)
+        if switching and not row.maintenance_mode:
+            row.maintenance_started_at = Now()  # type: ignore[assignment]
+            updated.append("maintenance_started_at")
+        elif not switching and row.maintenance_mode:
+            if row.maintenance_started_at is not None:
+                holds_extend_for_maintenance(started_at=row.maintenance_started_at)
+            row.maintenance_started_at = None
+            updated.append("maintenance_started_at")
         for field, value in changes.items():
             setattr(row, field, value)
         row.updated_at = Now()  # type: ignore[assignment]
-        row.save(update_fields=[*sorted(changes), "updated_at"])
+        row.save(update_fields=updated)
         row.refresh_from_db()
         snapshot = SettingsSnapshot.of(row)
         transaction.on_commit(lambda: system_settings_cache_write(snapshot))

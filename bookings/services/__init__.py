@@ -9,6 +9,7 @@ on_commit. Every decision about time uses the database clock.
 from bookings.services.booking import reservation_book
 from bookings.services.common import SYSTEM, Actor, Booking, ReferenceTaken, manage_token_hash
 from bookings.services.transitions import (
+    holds_extend_for_maintenance,
     reservation_cancel,
     reservation_confirm,
     reservations_expire_due,
@@ -19,6 +20,7 @@ __all__ = [
     "Actor",
     "Booking",
     "ReferenceTaken",
+    "holds_extend_for_maintenance",
     "manage_token_hash",
     "reservation_book",
     "reservation_cancel",

@@ -77,6 +77,15 @@ class Rules:
     maintenance_message: str
     hold_ttl: timedelta
     default_max_per_booking: int
+    maintenance_started_at: datetime | None = None
+
+    @property
+    def holds_due_by(self) -> datetime:
+        """A hold expiring at or before this is due. While maintenance is on, the holds
+        that were live when it began wait for it to end, which extends them."""
+        if self.maintenance_mode and self.maintenance_started_at is not None:
+            return min(self.now, self.maintenance_started_at)
+        return self.now
 
 
 def _settings_default(field: str) -> object:
@@ -88,7 +97,7 @@ def _settings_default(field: str) -> object:
 # committed sees it on. The clock is read in the same statement, after the resource lock.
 RULES_SQL = """
     SELECT statement_timestamp(), maintenance_mode, maintenance_message, hold_ttl_seconds,
-           default_max_per_booking
+           default_max_per_booking, maintenance_started_at
       FROM settings_app_systemsettings
      WHERE id = %s
        FOR SHARE
@@ -124,8 +133,9 @@ def rules_under_lock(actor: Actor) -> Rules:
                         "default_max_per_booking",
                     )
                 ),
+                None,
             )
-    now, maintenance_mode, maintenance_message, hold_ttl_seconds, default_max = row
+    now, maintenance_mode, maintenance_message, hold_ttl_seconds, default_max, started = row
     if actor.bound_by_maintenance and maintenance_mode:
         raise maintenance_error(maintenance_message)
     return Rules(
@@ -134,6 +144,7 @@ def rules_under_lock(actor: Actor) -> Rules:
         maintenance_message=maintenance_message,
         hold_ttl=timedelta(seconds=hold_ttl_seconds),
         default_max_per_booking=default_max,
+        maintenance_started_at=started,
     )
 
 
@@ -207,14 +218,14 @@ def set_status(
 
 
 def expire_due_holds(resource: Resource, rules: Rules, actor: Actor) -> list[Reservation]:
-    """Expire the locked resource's holds past their expiry by the database clock; returns
-    them. Every write to a resource's reservations locks the resource first,
+    """Expire the locked resource's holds that are due by the database clock (`Rules`);
+    returns them. Every write to a resource's reservations locks the resource first,
     so no other transaction is changing these rows."""
     due = list(
         Reservation.objects.filter(
             resource_id=resource.pk,
             status=ReservationStatus.HELD,
-            hold_expires_at__lte=rules.now,
+            hold_expires_at__lte=rules.holds_due_by,
         ).order_by("pk")
     )
     set_status(due, ReservationStatus.EXPIRED, actor, resource=resource, now=rules.now)

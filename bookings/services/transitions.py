@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from datetime import datetime
 
+from django.db.models import DateTimeField, ExpressionWrapper, F, Value
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
@@ -51,7 +53,7 @@ def _transition(
         if (
             reservation.status == ReservationStatus.HELD
             and reservation.hold_expires_at is not None
-            and reservation.hold_expires_at <= rules.now
+            and reservation.hold_expires_at <= rules.holds_due_by
         ):
             set_status(
                 [reservation], ReservationStatus.EXPIRED, SYSTEM, resource=resource, now=rules.now
@@ -157,3 +159,17 @@ def reservations_expire_due(*, actor: Actor = SYSTEM, resource_batch: int = 100)
 
         expired += in_booking_transaction(sweep)
     return expired
+
+
+def holds_extend_for_maintenance(*, started_at: datetime) -> int:
+    """Add the time maintenance lasted (from `started_at` until now, by the database
+    clock) to every hold that was live when it began; returns how many. Runs in the
+    transaction that switches maintenance off, which holds the settings row: no booking
+    or sweep decides about these holds meanwhile."""
+    return Reservation.objects.filter(
+        status=ReservationStatus.HELD, hold_expires_at__gt=started_at
+    ).update(
+        hold_expires_at=ExpressionWrapper(
+            F("hold_expires_at") + (Now() - Value(started_at)), output_field=DateTimeField()
+        )
+    )

@@ -34,6 +34,7 @@ from reservo.errors import (
     HoldExpired,
     InvalidState,
 )
+from settings_app.selectors import system_settings
 
 
 def _restart_url(reservation: Reservation) -> str:
@@ -75,8 +76,18 @@ def checkout(request: HttpRequest, reference: str) -> HttpResponse:
     if reservation.status == ReservationStatus.CONFIRMED:
         return redirect("bookings:confirmed", reference=reference)
     seconds_left = _seconds_left(reservation)
+    current = system_settings()
+    # A hold that was live when maintenance began waits for it to end (and is extended).
+    waits_for_maintenance = (
+        current.maintenance_mode
+        and current.maintenance_started_at is not None
+        and reservation.hold_expires_at is not None
+        and reservation.hold_expires_at > current.maintenance_started_at
+    )
     if reservation.status == ReservationStatus.EXPIRED or (
-        reservation.status == ReservationStatus.HELD and seconds_left <= 0
+        reservation.status == ReservationStatus.HELD
+        and seconds_left <= 0
+        and not waits_for_maintenance
     ):
         return _hold_expired_page(request, reservation)
     if reservation.status != ReservationStatus.HELD:
@@ -112,6 +123,7 @@ def checkout(request: HttpRequest, reference: str) -> HttpResponse:
             "seat_labels": _seat_labels(reservation),
             "seconds_left": seconds_left,
             "form": form,
+            "maintenance": current,
         },
         status=status,
     )
