@@ -6,4 +6,3 @@ from django.apps import AppConfig
 class SettingsAppConfig(AppConfig):
     name = "settings_app"
     verbose_name = "System settings"
-

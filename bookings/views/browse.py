@@ -22,6 +22,7 @@ from bookings.views.common import (
     LIVE_POLL_MILLISECONDS,
     _booking_rules,
     _hold_once,
+    _live_hold,
     _new_form_token,
     _seat_rows,
     _visible_resource,
@@ -47,6 +48,9 @@ from resources.selectors import (
     sales_status,
     seat_map,
 )
+
+# A seat of this browser's own live hold, on its seat map.
+SEAT_YOURS = "yours"
 
 # Pages --------------------------------------------------------------------------------
 
@@ -83,11 +87,15 @@ def _resource_page(
     availability = availability_of(resource)
     sales = sales_status(resource.pk)
     limit = resource.max_per_booking or rules.default_max_per_booking
+    live_hold = _live_hold(request, resource)
     seats: list[dict[str, Any]] = []
     if resource.kind == ResourceKind.SEATED:
         taken = set(taken_seat_ids)
+        yours = set(live_hold.seat_links.values_list("seat_id", flat=True)) if live_hold else set()
         seats = [
-            {**seat, "status": SEAT_HELD}
+            {**seat, "status": SEAT_YOURS}
+            if seat["id"] in yours
+            else {**seat, "status": SEAT_HELD}
             if seat["id"] in taken and seat["status"] == SEAT_AVAILABLE
             else dict(seat)
             for seat in seat_map(resource.pk)
@@ -116,6 +124,7 @@ def _resource_page(
             "available": availability["available"],
             "capacity": availability["capacity"],
             "bookable": resource.state == ResourceState.OPEN,
+            "live_hold": live_hold,
             "sales_upcoming": sales == SALES_UPCOMING,
             "sales_closed": sales == SALES_CLOSED,
             "limit": limit,

@@ -114,6 +114,23 @@ def _remember_booking(request: HttpRequest, booking: Booking) -> None:
     request.session[SESSION_BOOKINGS] = dict(list(bookings.items())[-REMEMBERED_BOOKINGS:])
 
 
+def _live_hold(request: HttpRequest, resource: Resource) -> Reservation | None:
+    """This browser's live hold on `resource`, if it has one (by the database clock)."""
+    references = list(_session_bookings(request))
+    if not references:
+        return None
+    return (
+        Reservation.objects.filter(
+            reference__in=references,
+            resource=resource,
+            status=ReservationStatus.HELD,
+            hold_expires_at__gt=Now(),
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
 def _session_reservation(request: HttpRequest, reference: str) -> Reservation:
     """This browser's reservation, or 404 (no existence leak for anyone else)."""
     reservation = _owned_reservation(reference, _session_bookings(request).get(reference))
@@ -146,6 +163,10 @@ def _hold_once(
     under a transaction-scoped advisory lock, and the claim is written to the session in
     the same transaction as the hold, so concurrent duplicates cannot both book.
     Returns None when the token is unknown to this session (a stale or foreign form).
+
+    A browser holds at most once per resource at a time: while its hold is live, another
+    submission (the back button, a second tab) gets that hold's reference. The session
+    and the resource are locked together too, so two tabs cannot both hold.
     """
 
     def attempt() -> str | None:
@@ -153,8 +174,12 @@ def _hold_once(
             set_local_timeouts()
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    ["reservo-form:" + form_token],
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0)),"
+                    " pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [
+                        f"reservo-session-hold:{request.session.session_key}:{resource.pk}",
+                        "reservo-form:" + form_token,
+                    ],
                 )
             _reload_session(request)
             tokens = dict(request.session.get(SESSION_FORM_TOKENS, {}))
@@ -162,6 +187,9 @@ def _hold_once(
                 return None
             if tokens[form_token]:
                 return str(tokens[form_token])
+            live = _live_hold(request, resource)
+            if live is not None:
+                return live.reference
             booking = reservation_book(
                 resource_id=resource.pk,
                 actor=CUSTOMER,

@@ -108,7 +108,8 @@
     var input = document.getElementById("seat-" + seat.id);
     if (!input) return;
     var label = input.nextElementSibling;
-    if (!label) return;
+    // This browser's own held seats stay shown as its own.
+    if (!label || label.classList.contains("seat--yours")) return;
     var current = null;
     SEAT_STATES.forEach(function (state) {
       if (label.classList.contains("seat--" + state)) current = state;
