@@ -103,16 +103,26 @@ def test_last_used_is_written_at_most_once_a_minute(
     assert client.last_used_at > timezone.now() - timedelta(minutes=1)
 
 
-def test_create_api_client_command_prints_the_key_on_the_last_line() -> None:
-    out = StringIO()
-    call_command("create_api_client", "partner", "--scopes", "book,manage", stdout=out)
+def test_create_api_client_command_prints_only_the_key_on_stdout() -> None:
+    out, err = StringIO(), StringIO()
+    call_command("create_api_client", "partner", "--scopes", "book,manage", stdout=out, stderr=err)
 
-    key = out.getvalue().strip().splitlines()[-1]
+    key = out.getvalue().strip()
+    assert "\n" not in key
     client = api_client_for_key(key)
     assert client is not None
     assert client.name == "partner"
     assert sorted(client.scopes) == ["book", "manage"]
+    assert "store it now" in err.getvalue()
     assert Api(key).get("/api/v1/analytics/bookings/").status_code == 200
+
+
+def test_create_api_client_command_with_a_taken_name_prints_nothing_and_fails() -> None:
+    call_command("create_api_client", "partner", stdout=StringIO(), stderr=StringIO())
+    out = StringIO()
+    with pytest.raises(CommandError, match="exists"):
+        call_command("create_api_client", "partner", stdout=out, stderr=StringIO())
+    assert out.getvalue() == ""
 
 
 def test_create_api_client_command_refuses_unknown_scopes() -> None:

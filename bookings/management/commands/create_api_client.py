@@ -1,4 +1,6 @@
-"""Create an API client; its key is printed alone on the last line (it is never stored)."""
+"""Create an API client; its key is the only thing printed on standard output (it is never
+stored), so `KEY=$(manage.py create_api_client NAME)` captures it, and a refusal leaves
+standard output empty and the exit status non-zero."""
 
 from typing import Any
 
@@ -9,7 +11,7 @@ from reservo.errors import ValidationFailed
 
 
 class Command(BaseCommand):
-    help = "Create an API client with the given scopes and print its key on the last line."
+    help = "Create an API client with the given scopes and print its key (alone, on stdout)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
@@ -25,8 +27,8 @@ class Command(BaseCommand):
         except ValidationFailed as exc:
             messages = "; ".join(m for ms in exc.errors.values() for m in ms)
             raise CommandError(messages) from exc
-        self.stdout.write(
+        self.stderr.write(
             f"Created API client {client.name!r} (id {client.pk}, scopes {','.join(client.scopes)})."
+            " Its key, below, is shown once; store it now."
         )
-        self.stdout.write("Its key is shown once; store it now:")
         self.stdout.write(key)
