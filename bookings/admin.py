@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -75,6 +76,8 @@ def _seat_labels(reservation: Reservation) -> str:
 
 def _csv_cell(value: Any) -> str:
     """A spreadsheet must not run a customer-typed name as a formula."""
+    if isinstance(value, datetime):
+        return value.isoformat()  # ISO 8601 with its offset, whatever the pages show
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
 

@@ -219,6 +219,8 @@ TIME_ZONE = env.str("RESERVO_TIME_ZONE", default="Europe/Paris")
 USE_I18N = True
 USE_TZ = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# One way to write dates everywhere (reservo/formats): "Wed 9 Dec 2026, 19:00 CET".
+FORMAT_MODULE_PATH = ["reservo.formats"]
 
 # Static files -----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -26,6 +27,14 @@ from settings_app.models import SystemSettings
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
 CUSTOMER = Actor("customer")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Each run of the suite its own test database (unless RESERVO_TEST_DATABASE names
+    one), so that two runs against one server never drop each other's."""
+    if not os.environ.get("RESERVO_TEST_DATABASE"):
+        django_settings.DATABASES["default"]["TEST"]["NAME"] = f"test_reservo_{os.getpid()}"
 
 
 @pytest.fixture(autouse=True)

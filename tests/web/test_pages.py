@@ -100,7 +100,7 @@ def test_capacity_page_shows_details_in_site_time_zone_and_bounded_picker(
     assert response.status_code == 200
     assert "Fresh pasta by hand." in html
     assert "18:00" in html  # 16:00 UTC is 18:00 in Europe/Paris in June
-    assert "(CEST)" in html
+    assert "Sat 1 Jun 2030, 18:00 CEST" in html  # one format, naming the zone
     assert 'name="quantity"' in html and 'max="4"' in html
     assert "20 left" in html
     assert 'name="csrfmiddlewaretoken"' in html
