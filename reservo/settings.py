@@ -120,8 +120,7 @@ RESERVO_SERIALIZATION_RETRIES = env.int("RESERVO_SERIALIZATION_RETRIES", default
 RESERVO_PGBOUNCER = env.bool("RESERVO_PGBOUNCER", default=False)
 
 _database = env.db_url_config(DATABASE_URL)
-# Django's PostgreSQL backend; its health check sends no `SELECT 1` (reservo/db/base.py).
-_database["ENGINE"] = "reservo.db"
+_database["ENGINE"] = "django.db.backends.postgresql"
 _database["CONN_MAX_AGE"] = env.int("RESERVO_CONN_MAX_AGE", default=60)
 _database["CONN_HEALTH_CHECKS"] = True
 _database["DISABLE_SERVER_SIDE_CURSORS"] = RESERVO_PGBOUNCER
@@ -206,11 +205,6 @@ RESERVO_OUTBOX_RETENTION_DAYS = env.int("RESERVO_OUTBOX_RETENTION_DAYS", default
 RESERVO_WORKER_POLL_SECONDS = env.float("RESERVO_WORKER_POLL_SECONDS", default=1.0)
 RESERVO_WORKER_EXPIRE_EVERY_SECONDS = env.float("RESERVO_WORKER_EXPIRE_EVERY_SECONDS", default=5.0)
 RESERVO_WORKER_PURGE_EVERY_SECONDS = env.float("RESERVO_WORKER_PURGE_EVERY_SECONDS", default=3600.0)
-
-# Benchmark ---------------------------------------------------------------------------
-
-# `make bench` only: routes the no-database floor views (bench/floor.py) on its own server.
-RESERVO_BENCH_FLOOR = env.bool("RESERVO_BENCH_FLOOR", default=False)
 
 # Internationalisation ---------------------------------------------------------------
 
