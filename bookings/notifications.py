@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import urllib.error
@@ -73,14 +74,20 @@ def _timestamp(value: datetime | None) -> str | None:
 
 
 def outbox_enqueue(
-    reservations: Sequence[Reservation], *, resource: Resource, manage_token: str | None = None
+    reservations: Sequence[Reservation],
+    *,
+    resource: Resource,
+    changed_by: str = "",
+    manage_token: str | None = None,
 ) -> None:
     """Write the outbox rows telling the reservations' current status (same transaction):
     an email to each customer with an address, a POST to each of the API client's active
     webhook endpoints that wants the event.
 
-    `reservations` are rows of `resource` as this transaction wrote them. `manage_token`
-    (plain text, known only at booking time) goes into the customer's email row.
+    `reservations` are rows of `resource` as this transaction wrote them. `changed_by`,
+    the kind of actor who made the change (customer, api, staff, system), tells the
+    customer who cancelled. `manage_token` (plain text, known only at booking time) goes
+    into the customer's email row.
     """
     emailed = [r for r in reservations if r.customer_email and r.status in EMAILED]
     client_ids = {r.api_client_id for r in reservations if r.api_client_id is not None}
@@ -125,6 +132,7 @@ def outbox_enqueue(
                     "ends_at": _timestamp(resource.ends_at),
                 },
                 "seat_labels": [label for _seat_id, label in seats[reservation.pk]],
+                "changed_by": changed_by,
             }
             if manage_token is not None:
                 payload["manage_token"] = manage_token
@@ -278,11 +286,13 @@ def email_message(message: OutboundMessage) -> EmailMultiAlternatives:
         "ends_at": _parse_time(resource.get("ends_at")),
         "hold_expires_at": _parse_time(reservation.get("hold_expires_at")),
         "manage_url": manage_url(reservation["reference"], token) if token else None,
+        "changed_by": message.payload.get("changed_by", ""),
     }
     template = message.event_type.removeprefix("reservation.")
     with translation.override(settings.LANGUAGE_CODE):
         subject = EMAIL_SUBJECTS[message.event_type]() % {"reference": reservation["reference"]}
-        text = render_to_string(f"emails/{template}.txt", context)
+        # A block left empty (no manage link) leaves no run of blank lines behind.
+        text = re.sub(r"\n{3,}", "\n\n", render_to_string(f"emails/{template}.txt", context))
         html = render_to_string(f"emails/{template}.html", context)
     domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(" >") or "reservo.localhost"
     email = EmailMultiAlternatives(

@@ -184,7 +184,9 @@ def record(
         )
         for reservation in reservations
     )
-    outbox_enqueue(reservations, resource=resource, manage_token=manage_token)
+    outbox_enqueue(
+        reservations, resource=resource, changed_by=actor.kind, manage_token=manage_token
+    )
     on_commit_invalidate(resource.pk)
 
 

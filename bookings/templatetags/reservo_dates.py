@@ -1,4 +1,4 @@
-"""Dates as Reservo writes them: "Wed 9 Dec 2026, 19:00-21:00 CET" (an en dash) in the site's time zone,
+"""Dates and durations as Reservo writes them: "Wed 9 Dec 2026, 19:00-21:00 CET" (an en dash) in the site's time zone,
 the end's date left out when it is the same day."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from datetime import datetime
 from django import template
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
+from django.utils.translation import ngettext
 
 register = template.Library()
 EN_DASH = "\N{EN DASH}"
@@ -32,3 +33,18 @@ def when(starts_at: datetime | None, ends_at: datetime | None = None) -> str:
     else:
         zone = start.strftime("%Z")
     return f"{text} {zone}"
+
+
+@register.filter
+def duration(seconds: int) -> str:
+    """A duration as configured: "20 seconds", "1 minute", "1 hour 30 minutes"."""
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if hours:
+        parts.append(ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours})
+    if minutes:
+        parts.append(ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes})
+    if rest or not parts:
+        parts.append(ngettext("%(n)d second", "%(n)d seconds", rest) % {"n": rest})
+    return " ".join(parts)
