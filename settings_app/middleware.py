@@ -73,6 +73,9 @@ def maintenance_response(request: HttpRequest, current: SettingsSnapshot) -> Htt
             status=Maintenance.http_status,
         )
     response["Retry-After"] = str(retry_after_seconds(current.maintenance_until))
+    # Expected while staff work: told at INFO, not as a server error.
+    logger.info("maintenance: refused %s %s", request.method, request.path)
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 
