@@ -288,10 +288,11 @@ SPECTACULAR_SETTINGS = {
 
 # Logging ----------------------------------------------------------------------------
 
+LOG_LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"  # reservo.logs
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {"plain": {"()": "reservo.logs.IsoFormatter", "format": LOG_LINE_FORMAT}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "cache_errors": {"class": "reservo.metrics.CacheErrorCounter"},
