@@ -3,19 +3,32 @@ the delivery log. Registered from `BookingsConfig.ready()`."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import CharField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Cast, Now
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from bookings.models import DeliveryAttempt, OutboxMessage, WebhookEndpoint
-from bookings.notifications import EVENT_TYPES, new_webhook_secret
+from bookings.notifications import EVENT_TYPES
+from bookings.webhook_secrets import webhook_secret_new
+from bookings.webhooks import (
+    webhook_endpoint_enable,
+    webhook_endpoints_room_ensure,
+    webhook_secret_rotate,
+    webhook_url_problem,
+)
+from reservo.errors import LimitExceeded
 
 
 class _ReadOnly:
@@ -67,7 +80,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         "event_type",
         "channel",
         "target",
-        "payload",
+        "payload_shown",
         "status",
         "attempts",
         "next_attempt_at",
@@ -75,7 +88,8 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         "created_at",
         "delivered_at",
     )
-    exclude = ("claim_token",)
+    # The payload is shown without the customer's manage token (payload_shown).
+    exclude = ("claim_token", "payload")
     inlines = (DeliveryAttemptInline,)
     actions = ("retry_now",)
 
@@ -95,6 +109,16 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         )
         return super().get_queryset(request).annotate(endpoint_url=Subquery(endpoint_url))
 
+    @admin.display(description=_("payload"))
+    def payload_shown(self, message: OutboxMessage) -> str:
+        payload = {
+            key: "(hidden)" if key == "manage_token" else value
+            for key, value in (message.payload or {}).items()
+        }
+        return format_html(
+            "<pre>{}</pre>", json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)
+        )
+
     @admin.display(description=_("recipient"), ordering="target")
     def recipient(self, message: OutboxMessage) -> str:
         if message.channel == OutboxMessage.Channel.WEBHOOK:
@@ -107,7 +131,14 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Retry now"), permissions=["retry"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
-        """Make dead or waiting rows due at once, with a fresh set of attempts."""
+        """Make dead or waiting rows due at once, with a fresh set of attempts; an open
+        circuit of their endpoints lets the first of them through at once, as its probe."""
+        targets = queryset.filter(channel=OutboxMessage.Channel.WEBHOOK).values_list(
+            "target", flat=True
+        )
+        WebhookEndpoint.objects.filter(
+            pk__in=[int(target) for target in targets], circuit_open_until__isnull=False
+        ).update(circuit_open_until=None)
         count = queryset.exclude(status=OutboxMessage.Status.DELIVERED).update(
             status=OutboxMessage.Status.PENDING,
             next_attempt_at=Now(),
@@ -140,14 +171,44 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ("api_client", "url", "event_types", "active", "disabled_reason")
 
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        problem = webhook_url_problem(url)
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return url
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        client = cleaned.get("api_client")
+        moved = client is not None and client.pk != self.instance.api_client_id
+        if client is not None and (self.instance.pk is None or moved):
+            try:
+                # Inside the admin's transaction: the client stays locked until it commits.
+                webhook_endpoints_room_ensure(api_client_id=client.pk, excluding=self.instance.pk)
+            except LimitExceeded as exc:
+                self.add_error("api_client", exc.detail)
+        return cleaned
+
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    """The signing secret is shown once, on the page that follows a creation or a rotation,
+    as the API does; it is stored encrypted and never displayed again."""
+
     form = WebhookEndpointForm
-    list_display = ("url", "api_client", "events", "active", "disabled_reason", "created_at")
+    list_display = (
+        "url",
+        "api_client",
+        "events",
+        "active",
+        "circuit",
+        "disabled_reason",
+        "created_at",
+    )
     list_filter = ("active", "api_client")
     search_fields = ("url", "api_client__name")
-    readonly_fields = ("signing_secret", "created_at", "recent_deliveries")
+    readonly_fields = ("signing_secret", "circuit", "created_at", "recent_deliveries")
     actions = ("enable", "rotate_secret")
 
     @admin.display(description=_("events"))
@@ -156,7 +217,31 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("signing secret"))
     def signing_secret(self, endpoint: WebhookEndpoint) -> str:
-        return endpoint.secret or str(_("(generated when saved)"))
+        if not endpoint.pk:
+            return str(_("Generated when saved, and shown once."))
+        return str(
+            _(
+                "Shown only when the endpoint was created or its secret rotated. Lost? "
+                "Rotate it (action “Rotate the signing secret” on the list)."
+            )
+        )
+
+    @admin.display(description=_("circuit"))
+    def circuit(self, endpoint: WebhookEndpoint) -> str:
+        failures = endpoint.consecutive_failures
+        if failures < settings.RESERVO_WEBHOOK_CIRCUIT_FAILURES:
+            if not failures:
+                return str(_("closed"))
+            return ngettext(
+                "closed (%(count)d failure in a row)",
+                "closed (%(count)d failures in a row)",
+                failures,
+            ) % {"count": failures}
+        until = endpoint.circuit_open_until
+        return str(_("open: %(count)d failures in a row; next try from %(until)s")) % {
+            "count": failures,
+            "until": date_format(localtime(until), "DATETIME_FORMAT") if until else "—",
+        }
 
     @admin.display(description=_("recent deliveries"))
     def recent_deliveries(self, endpoint: WebhookEndpoint) -> str:
@@ -171,25 +256,51 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool
     ) -> None:
-        if not obj.secret:
-            obj.secret = new_webhook_secret()
+        if not change:
+            obj.secret = webhook_secret_new()
+            obj.new_secret = obj.secret  # type: ignore[attr-defined]
         if obj.active:
             obj.disabled_reason = ""
         super().save_model(request, obj, form, change)
 
+    def response_add(
+        self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The secret, once: rendered into this page, never stored in plain text."""
+        secret: str = obj.new_secret  # type: ignore[attr-defined]
+        return self._secrets_page(request, _("Webhook endpoint created"), [(obj, secret)])
+
+    def _secrets_page(
+        self, request: HttpRequest, title: Any, shown: list[tuple[WebhookEndpoint, str]]
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "shown": shown,
+        }
+        response = TemplateResponse(
+            request, "admin/bookings/webhookendpoint/secret_shown.html", context
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
     @admin.action(description=_("Enable again"), permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        count = queryset.update(active=True, disabled_reason="")
+        count = webhook_endpoint_enable(endpoint_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(
             request, ngettext("%d endpoint enabled.", "%d endpoints enabled.", count) % count
         )
 
     @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
-    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        for endpoint in queryset:
-            endpoint.secret = new_webhook_secret()
-            endpoint.save(update_fields=["secret"])
-        self.message_user(request, _("New secrets are shown on each endpoint's page."))
+    def rotate_secret(
+        self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]
+    ) -> HttpResponse:
+        shown = [
+            (endpoint, webhook_secret_rotate(endpoint=endpoint))
+            for endpoint in queryset.select_related("api_client").order_by("pk")
+        ]
+        return self._secrets_page(request, _("Signing secrets rotated"), shown)
 
 
 @admin.register(DeliveryAttempt)

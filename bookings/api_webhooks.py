@@ -7,8 +7,6 @@ in lists or reads.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import QuerySet
 from django.urls import path
 from django.utils.translation import gettext as _
@@ -19,8 +17,17 @@ from rest_framework.response import Response
 
 from bookings.api.base import ApiView, TimestampField
 from bookings.models import ApiScope, WebhookEndpoint
-from bookings.notifications import EVENT_TYPES, new_webhook_secret
+from bookings.notifications import EVENT_TYPES
+from bookings.webhooks import (
+    webhook_endpoint_create,
+    webhook_endpoint_enable,
+    webhook_secret_rotate,
+    webhook_url_problem,
+)
 from reservo.errors import NotFound
+
+# A response that shows a signing secret is kept by no cache.
+SECRET_SHOWN_HEADERS = {"Cache-Control": "no-store"}
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
@@ -46,8 +53,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         read_only_fields = ("id", "disabled_reason", "created_at")
 
     def validate_url(self, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError(_("Use an http or https URL."))
+        problem = webhook_url_problem(value)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
         return value
 
     def validate_event_types(self, value: list[str]) -> list[str]:
@@ -88,13 +96,25 @@ class WebhookListView(_WebhookView):
         operation_id="webhooks_create",
         request=WebhookEndpointSerializer,
         responses={201: WebhookEndpointWithSecretSerializer},
+        description=(
+            "The URL must resolve to public addresses only (400 validation_error). An API "
+            "client has at most RESERVO_WEBHOOK_MAX_PER_CLIENT endpoints (10 by default): "
+            "past that, 409 limit_exceeded with `limit`."
+        ),
     )
     def post(self, request: Request) -> Response:
         payload = WebhookEndpointSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        endpoint = payload.save(api_client=self.client, secret=new_webhook_secret())
+        endpoint = webhook_endpoint_create(
+            api_client=self.client,
+            url=payload.validated_data["url"],
+            event_types=payload.validated_data.get("event_types", []),
+            active=payload.validated_data.get("active", True),
+        )
         return Response(
-            WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED
+            WebhookEndpointWithSecretSerializer(endpoint).data,
+            status=status.HTTP_201_CREATED,
+            headers=SECRET_SHOWN_HEADERS,
         )
 
 
@@ -112,10 +132,11 @@ class WebhookDetailView(_WebhookView):
         endpoint = self.endpoint(endpoint_id)
         payload = WebhookEndpointSerializer(endpoint, data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
-        extra: dict[str, Any] = {}
+        endpoint = payload.save()
         if payload.validated_data.get("active"):
-            extra["disabled_reason"] = ""  # enabled again by its owner
-        endpoint = payload.save(**extra)
+            # Enabled again by its owner: a fresh start, circuit closed.
+            webhook_endpoint_enable(endpoint_ids=[endpoint.pk])
+            endpoint.refresh_from_db()
         return Response(WebhookEndpointSerializer(endpoint).data)
 
     @extend_schema(operation_id="webhooks_destroy", responses={204: None})
@@ -132,9 +153,10 @@ class WebhookRotateSecretView(_WebhookView):
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
         endpoint = self.endpoint(endpoint_id)
-        endpoint.secret = new_webhook_secret()
-        endpoint.save(update_fields=["secret"])
-        return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
+        webhook_secret_rotate(endpoint=endpoint)
+        return Response(
+            WebhookEndpointWithSecretSerializer(endpoint).data, headers=SECRET_SHOWN_HEADERS
+        )
 
 
 urlpatterns = [

@@ -9,6 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from bookings.names import customer_name_clean
 from resources.models import ResourceKind
 
 
@@ -92,7 +93,7 @@ class CustomerForm(forms.Form):
     )
 
     def clean_name(self) -> str:
-        name: str = self.cleaned_data["name"].strip()
+        name = customer_name_clean(self.cleaned_data["name"])
         if not name:
             raise forms.ValidationError(_("Please enter your name."))
         return name

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
+from bookings.webhook_secrets import webhook_secret_decrypt, webhook_secret_encrypt
 from resources.models import Resource, Seat
 
 
@@ -84,6 +85,12 @@ class Reservation(models.Model):
         db_index=False,  # reservation_by_client leads with it
     )
     manage_token_hash = models.CharField(max_length=64, editable=False)
+    # At the door (bookings.services.checkin): once, by the database clock; `checked_in_by`
+    # names who did it (a staff user's name or an API client's).
+    checked_in_at = models.DateTimeField(_("checked in at"), null=True, blank=True, editable=False)
+    checked_in_by = models.CharField(
+        _("checked in by"), max_length=200, blank=True, default="", db_default="", editable=False
+    )
 
     class Meta:
         constraints = [
@@ -109,6 +116,11 @@ class Reservation(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="expired") | Q(expired_at__isnull=False),
                 name="reservation_expired_has_time",
+            ),
+            # A checked-in reservation stays confirmed: no path may cancel it.
+            models.CheckConstraint(
+                condition=Q(checked_in_at__isnull=True) | Q(status="confirmed"),
+                name="reservation_checked_in_is_confirmed",
             ),
         ]
         indexes = [
@@ -172,6 +184,8 @@ class ReservationEvent(models.Model):
     to_status = models.CharField(max_length=16, choices=ReservationStatus.choices)
     actor = models.CharField(max_length=200)
     occurred_at = models.DateTimeField(db_default=Now(), editable=False)
+    # What happened without a change of status (a check-in: "checked in").
+    note = models.CharField(max_length=100, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["occurred_at", "id"]
@@ -213,14 +227,28 @@ class IdempotencyRecord(models.Model):
 class WebhookEndpoint(models.Model):
     api_client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=64, editable=False)
+    # A Fernet token (bookings.webhook_secrets); `secret` reads and writes the plain text.
+    secret_encrypted = models.TextField(editable=False)
     event_types = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(db_default=Now(), editable=False)
+    # The circuit breaker (bookings.notifications): failed deliveries in a row, and while
+    # the circuit is open, when the next delivery may probe the endpoint.
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    circuit_open_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self) -> str:
         return self.url
+
+    @property
+    def secret(self) -> str:
+        """The signing secret in plain text; WebhookSecretUnreadable if no key decrypts it."""
+        return webhook_secret_decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_encrypted = webhook_secret_encrypt(value)
 
 
 class OutboxMessage(models.Model):

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
+import logging
 import re
-import secrets
 import time
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
@@ -45,6 +45,7 @@ from bookings.models import (
     ReservationStatus,
     WebhookEndpoint,
 )
+from bookings.webhook_http import WebhookAddressRefused, WebhookTimeout, webhook_post
 from resources.models import Resource, ResourceKind
 
 EVENT_TYPES = (
@@ -163,6 +164,8 @@ def outbox_enqueue(
 
 # Delivery ---------------------------------------------------------------------------
 
+logger = logging.getLogger(__name__)
+
 
 class DeliveryFailed(Exception):
     """A delivery that should be tried again later (or given up, `permanent`)."""
@@ -206,46 +209,150 @@ def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def new_webhook_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirected POST would be replayed as a GET without its body: refuse instead.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def webhook_deliver(message: OutboundMessage, *, url: str, secret: str) -> int:
-    """POST the event; returns the response status (2xx) or raises DeliveryFailed."""
+    """POST the event; returns the response status (2xx) or raises DeliveryFailed.
+
+    The whole delivery ends within RESERVO_WEBHOOK_TIMEOUT_S, and goes only to an address
+    that webhooks may reach (bookings.webhook_http).
+    """
     body = webhook_body(message)
     timestamp = int(time.time())
-    request = urllib.request.Request(  # noqa: S310 (URLs are validated as http(s) on input)
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "Reservo-Webhooks/1",
-            EVENT_ID_HEADER: str(message.event_id),
-            "Idempotency-Key": str(message.event_id),
-            SIGNATURE_HEADER: webhook_signature(secret, timestamp, body),
-        },
-    )
-    if not url.startswith(("http://", "https://")):
-        raise DeliveryFailed(_("Only http and https URLs are supported."), permanent=True)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Reservo-Webhooks/1",
+        EVENT_ID_HEADER: str(message.event_id),
+        "Idempotency-Key": str(message.event_id),
+        SIGNATURE_HEADER: webhook_signature(secret, timestamp, body),
+    }
     try:
-        with _opener.open(request, timeout=settings.RESERVO_WEBHOOK_TIMEOUT_S) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        raise DeliveryFailed(f"HTTP {exc.code}", response_status=exc.code) from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryFailed(f"{type(exc).__name__}: {reason}") from exc
+        status = webhook_post(
+            url,
+            body,
+            headers,
+            timeout=settings.RESERVO_WEBHOOK_TIMEOUT_S,
+            allow_private=settings.RESERVO_WEBHOOK_ALLOW_PRIVATE,
+        )
+    except WebhookAddressRefused as exc:
+        raise DeliveryFailed(f"Refused before connecting: {exc}") from exc
+    except WebhookTimeout as exc:
+        raise DeliveryFailed(f"Timed out: {exc}") from exc
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+    if not 200 <= status < 300:
+        note = " (redirects are not followed)" if 300 <= status < 400 else ""
+        raise DeliveryFailed(f"HTTP {status}{note}", response_status=status)
+    return status
+
+
+# The circuit breaker, per endpoint, shared by every worker through the endpoint's row.
+# Closed: deliveries go. After RESERVO_WEBHOOK_CIRCUIT_FAILURES failures in a row it opens:
+# the endpoint's messages are put off, without a connection and without using up an
+# attempt, until `circuit_open_until`. Then one delivery (the probe, half-open) is let
+# through, and the cool-off starts again meanwhile; its success closes the circuit and
+# makes the endpoint's waiting messages due, its failure opens it again.
+
+_CIRCUIT_PROBE_SQL = """
+WITH probe AS (
+    UPDATE bookings_webhookendpoint
+       SET circuit_open_until = now() + make_interval(secs => %(cooloff)s)
+     WHERE id = %(id)s AND consecutive_failures >= %(threshold)s
+       AND (circuit_open_until IS NULL OR circuit_open_until <= now())
+    RETURNING circuit_open_until
+)
+SELECT e.consecutive_failures,
+       COALESCE((SELECT circuit_open_until FROM probe), e.circuit_open_until),
+       EXISTS (SELECT FROM probe)
+  FROM bookings_webhookendpoint e
+ WHERE e.id = %(id)s
+"""
+
+_CIRCUIT_FAILED_SQL = """
+UPDATE bookings_webhookendpoint
+   SET consecutive_failures = consecutive_failures + 1,
+       circuit_open_until = CASE
+           WHEN consecutive_failures + 1 >= %(threshold)s
+           THEN now() + make_interval(secs => %(cooloff)s)
+           ELSE circuit_open_until END
+ WHERE id = %(id)s
+RETURNING consecutive_failures, circuit_open_until
+"""
+
+# Returns how many failures in a row there were, when there were any.
+_CIRCUIT_CLOSE_SQL = """
+WITH before AS (
+    SELECT id, consecutive_failures FROM bookings_webhookendpoint
+     WHERE id = %(id)s AND (consecutive_failures > 0 OR circuit_open_until IS NOT NULL)
+       FOR UPDATE
+)
+UPDATE bookings_webhookendpoint e
+   SET consecutive_failures = 0, circuit_open_until = NULL
+  FROM before
+ WHERE e.id = before.id
+RETURNING before.consecutive_failures
+"""
+
+# The messages put off while the circuit was open are due again once it closes.
+_CIRCUIT_RELEASE_SQL = """
+UPDATE bookings_outboxmessage SET next_attempt_at = now()
+ WHERE status = 'pending' AND next_attempt_at > now() AND claim_token IS NULL
+   AND channel = 'webhook' AND target = %(target)s
+"""
+
+
+def _circuit_params(endpoint_id: int) -> dict[str, Any]:
+    return {
+        "id": endpoint_id,
+        "threshold": settings.RESERVO_WEBHOOK_CIRCUIT_FAILURES,
+        "cooloff": settings.RESERVO_WEBHOOK_CIRCUIT_COOLOFF_S,
+    }
+
+
+def webhook_circuit_open_until(endpoint: WebhookEndpoint) -> datetime | None:
+    """Asked before a delivery: None when it may go (the circuit is closed, or this delivery
+    is the probe), else until when the endpoint's messages wait. `endpoint` is the row as
+    the worker loaded it, kept current by these functions."""
+    if endpoint.consecutive_failures < settings.RESERVO_WEBHOOK_CIRCUIT_FAILURES:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_CIRCUIT_PROBE_SQL, _circuit_params(endpoint.pk))
+        row = cursor.fetchone()
+    if row is None:
+        return None  # deleted meanwhile: the delivery says so
+    endpoint.consecutive_failures, endpoint.circuit_open_until, probe = row
+    if probe:
+        logger.info("webhook endpoint %s: circuit half-open, probing", endpoint.pk)
+        return None
+    if endpoint.consecutive_failures < settings.RESERVO_WEBHOOK_CIRCUIT_FAILURES:
+        return None  # closed meanwhile by another worker's success
+    return endpoint.circuit_open_until
+
+
+def webhook_circuit_succeeded(endpoint: WebhookEndpoint) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_CIRCUIT_CLOSE_SQL, _circuit_params(endpoint.pk))
+        row = cursor.fetchone()
+        was_open = row is not None and row[0] >= settings.RESERVO_WEBHOOK_CIRCUIT_FAILURES
+        if was_open:
+            cursor.execute(_CIRCUIT_RELEASE_SQL, {"target": str(endpoint.pk)})
+    if was_open:
+        logger.info("webhook endpoint %s answered again: circuit closed", endpoint.pk)
+    endpoint.consecutive_failures, endpoint.circuit_open_until = 0, None
+
+
+def webhook_circuit_failed(endpoint: WebhookEndpoint) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_CIRCUIT_FAILED_SQL, _circuit_params(endpoint.pk))
+        row = cursor.fetchone()
+    if row is None:
+        return
+    endpoint.consecutive_failures, endpoint.circuit_open_until = row
+    if endpoint.consecutive_failures >= settings.RESERVO_WEBHOOK_CIRCUIT_FAILURES:
+        logger.warning(
+            "webhook endpoint %s failed %d times in a row: circuit open until %s",
+            endpoint.pk,
+            endpoint.consecutive_failures,
+            endpoint.circuit_open_until,
+        )
 
 
 EMAIL_SUBJECTS = {

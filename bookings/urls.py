@@ -1,8 +1,9 @@
-"""Customer booking pages and the live availability they poll."""
+"""Customer booking pages, the live availability they poll, and the staff's check-in page."""
 
 from django.urls import path
 
 from bookings import views
+from bookings.views import staff
 
 app_name = "bookings"
 urlpatterns = [
@@ -13,6 +14,7 @@ urlpatterns = [
     path("confirmed/<str:reference>/", views.confirmed, name="confirmed"),
     path("b/<str:reference>/", views.manage, name="manage"),
     path("b/<str:reference>/cancel/", views.cancel, name="cancel"),
+    path("staff/check-in/", staff.check_in, name="staff_check_in"),
     path("live/resources.json", views.live_resources, name="live_resources"),
     path("live/<int:resource_id>.json", views.live_resource, name="live_resource"),
 ]

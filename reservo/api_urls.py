@@ -50,6 +50,12 @@ v1: list[URLPattern | URLResolver] = [
         name="reservation-cancel",
     ),
     path(
+        "reservations/<str:public_id>/check-in/",
+        bookings_api.ReservationCheckInView.as_view(),
+        name="reservation-check-in",
+    ),
+    path("check-in/", bookings_api.CheckInByCodeView.as_view(), name="check-in"),
+    path(
         "analytics/bookings/",
         bookings_api.BookingAnalyticsView.as_view(),
         name="analytics-bookings",

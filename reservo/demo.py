@@ -13,10 +13,22 @@ DEMO_USER, DEMO_PASSWORD = "staff", "reservo-demo"
 
 
 def main() -> int:
+    # The demo publishes its staff password: it runs on the embedded servers only, never on
+    # a database or cache that a shell's environment happens to point at.
+    external = [name for name in ("DATABASE_URL", "REDIS_URL") if os.environ.get(name)]
+    if external:
+        print(
+            f"The demo runs on the embedded PostgreSQL and Redis only, and {' and '.join(external)} "
+            f"{'is' if len(external) == 1 else 'are'} set: it would create its published staff "
+            f"login there. Unset {' and '.join(external)} to run the demo, or serve that "
+            "database with `make serve`.",
+            file=sys.stderr,
+        )
+        return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reservo.settings")
     os.environ.setdefault("DEBUG", "0")
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-    # Links in the demo's emails point at this server.
+    # Links in the demo's emails point at this server; its emails are printed on the console.
     os.environ.setdefault("RESERVO_PUBLIC_URL", f"http://{host}:{port}")
     python = sys.executable
 

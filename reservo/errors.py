@@ -7,9 +7,11 @@ message text, so a client never sees SQL or a constraint name.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+import psycopg
+from django.db import DatabaseError, InterfaceError, InternalError, OperationalError
 from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
 
@@ -127,6 +129,22 @@ class LimitExceeded(ReservoError):
     title = _("Limit exceeded")
 
 
+class AlreadyCheckedIn(ReservoError):
+    """Extra members `checked_in_at` (ISO 8601) and `checked_in_by`: the first check-in."""
+
+    code = "already_checked_in"
+    http_status = 409
+    title = _("Already checked in")
+
+
+class InvalidCode(ReservoError):
+    """A check-in code that is malformed or not signed by this installation."""
+
+    code = "invalid_code"
+    http_status = 400
+    title = _("Invalid code")
+
+
 class IdempotencyKeyReused(ReservoError):
     code = "idempotency_key_reused"
     http_status = 422
@@ -180,37 +198,103 @@ SQLSTATE_QUERY_CANCELED = "57014"
 SQLSTATE_CHECK_VIOLATION = "23514"
 SQLSTATE_UNIQUE_VIOLATION = "23505"
 SQLSTATE_INSUFFICIENT_PRIVILEGE = "42501"
+SQLSTATE_READ_ONLY_TRANSACTION = "25006"
 SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
-SQLSTATE_CONNECTION_CLASS = "08"
-SQLSTATE_OPERATOR_INTERVENTION = "57P"  # admin shutdown, crash shutdown, cannot connect now
+SQLSTATE_ADMIN_SHUTDOWN = "57P01"
+SQLSTATE_CRASH_SHUTDOWN = "57P02"
+SQLSTATE_CANNOT_CONNECT_NOW = "57P03"
+SQLSTATE_DATABASE_DROPPED = "57P04"
+SQLSTATE_IDLE_SESSION_TIMEOUT = "57P05"
+SQLSTATE_CONNECTION_CLASS = "08"  # connection exceptions, PgBouncer's own errors included
+SQLSTATE_INSUFFICIENT_RESOURCES_CLASS = "53"  # disk full, out of memory, too many connections
+SQLSTATE_SYSTEM_ERROR_CLASS = "58"  # I/O errors and other failures outside PostgreSQL
 RETRYABLE_SQLSTATES = frozenset({SQLSTATE_SERIALIZATION_FAILURE, SQLSTATE_DEADLOCK})
+
+# The database is there but a bound was reached (a lock wait, a statement, conflicting
+# transactions past their retries): 503 `busy`, retry shortly.
+BUSY_SQLSTATES = frozenset(
+    {SQLSTATE_LOCK_NOT_AVAILABLE, SQLSTATE_QUERY_CANCELED, *RETRYABLE_SQLSTATES}
+)
+# The database cannot serve the request now (unreachable, shutting down, out of resources,
+# read-only after a failover to a standby, the session ended): 503 `unavailable`.
+UNAVAILABLE_SQLSTATE_CLASSES = (
+    SQLSTATE_CONNECTION_CLASS,
+    SQLSTATE_INSUFFICIENT_RESOURCES_CLASS,
+    SQLSTATE_SYSTEM_ERROR_CLASS,
+)
+UNAVAILABLE_SQLSTATES = frozenset(
+    {
+        SQLSTATE_READ_ONLY_TRANSACTION,
+        SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT,
+        SQLSTATE_ADMIN_SHUTDOWN,
+        SQLSTATE_CRASH_SHUTDOWN,
+        SQLSTATE_CANNOT_CONNECT_NOW,
+        SQLSTATE_DATABASE_DROPPED,
+        SQLSTATE_IDLE_SESSION_TIMEOUT,
+    }
+)
+# How far down a chain of `raise ... from ...` a SQLSTATE is looked for.
+CAUSE_DEPTH = 8
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from, and so on."""
+    error: BaseException | None = exc
+    for _depth in range(CAUSE_DEPTH):
+        if error is None:
+            return
+        yield error
+        error = error.__cause__
 
 
 def sqlstate_of(exc: BaseException) -> str | None:
-    cause = exc.__cause__ or exc
-    return getattr(cause, "sqlstate", None)
+    """The SQLSTATE of the first error with one in `exc`'s chain of causes (Django's
+    database errors are raised from the driver's, which carry it)."""
+    for error in _causes(exc):
+        sqlstate = getattr(error, "sqlstate", None)
+        if sqlstate:
+            return str(sqlstate)
+    return None
 
 
 def constraint_of(exc: BaseException) -> str | None:
-    cause = exc.__cause__ or exc
-    diag = getattr(cause, "diag", None)
-    return getattr(diag, "constraint_name", None)
+    for error in _causes(exc):
+        name = getattr(getattr(error, "diag", None), "constraint_name", None)
+        if name:
+            return str(name)
+    return None
 
 
-def database_error_to_domain(exc: DatabaseError) -> ReservoError | None:
-    """The domain error a database failure stands for, or None if it is a bug."""
-    sqlstate = sqlstate_of(exc) or ""
-    if sqlstate in (SQLSTATE_LOCK_NOT_AVAILABLE, SQLSTATE_QUERY_CANCELED):
+def is_database_failure(exc: BaseException) -> bool:
+    """An error raised by the database or its driver (not a domain error raised from one)."""
+    return isinstance(exc, DatabaseError | psycopg.Error)
+
+
+def database_error_to_domain(exc: BaseException) -> ReservoError | None:
+    """The domain error a database failure stands for, or None if it is a bug.
+
+    Decided by SQLSTATE alone, never by message text. An error without one is the driver's
+    own: a lost or refused connection, unless it is one of Django's programming errors.
+    """
+    sqlstate = sqlstate_of(exc)
+    if sqlstate in BUSY_SQLSTATES:
         return Busy(str(_("Too many people are booking right now. Please try again.")))
-    if sqlstate in RETRYABLE_SQLSTATES:
-        return Busy(str(_("Too many people are booking right now. Please try again.")))
-    if isinstance(exc, InterfaceError | OperationalError) and (
-        not sqlstate
-        or sqlstate.startswith(SQLSTATE_CONNECTION_CLASS)
-        or sqlstate.startswith(SQLSTATE_OPERATOR_INTERVENTION)
-        or sqlstate == SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT
-    ):
-        return Unavailable(str(_("The booking service is briefly unavailable. Please retry.")))
+    if sqlstate is None:
+        unreachable = isinstance(
+            exc,
+            InterfaceError
+            | InternalError
+            | OperationalError
+            | psycopg.InterfaceError
+            | psycopg.InternalError
+            | psycopg.OperationalError,
+        )
+    else:
+        unreachable = sqlstate in UNAVAILABLE_SQLSTATES or sqlstate.startswith(
+            UNAVAILABLE_SQLSTATE_CLASSES
+        )
+    if unreachable:
+        return Unavailable(str(_("Reservo is briefly unavailable. Please try again in a moment.")))
     return None
 
 

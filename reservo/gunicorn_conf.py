@@ -23,6 +23,13 @@ keepalive = 5
 max_requests = int(os.environ.get("RESERVO_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("RESERVO_ACCESS_LOG") or None
+# The path without its query string, and no Referer: a customer's manage link carries its
+# secret token in the query string (its first visit trades it for the session and redirects
+# to the bare path), and that URL would otherwise be logged, then again as the next page's
+# Referer. The request id ties a line to the application's own log.
+access_log_format = (
+    '%(h)s %(l)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s" %({x-request-id}o)s'
+)
 errorlog = "-"
 loglevel = os.environ.get("RESERVO_LOG_LEVEL", "info").lower()
 preload_app = False

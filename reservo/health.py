@@ -4,6 +4,8 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 
+from reservo.errors import Unavailable
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
@@ -24,5 +26,5 @@ def readyz(request: HttpRequest) -> JsonResponse:
     status = 200 if database == "ok" else 503
     response = JsonResponse({"database": database, "cache": cache_status}, status=status)
     if status == 503:
-        response["Retry-After"] = "5"
+        response["Retry-After"] = str(Unavailable.retry_after)
     return response

@@ -1,16 +1,20 @@
 """Prometheus metrics: requests, latency, bookings by outcome, lock waits, cache use.
 
-Served at /metrics by `MetricsMiddleware`. Under gunicorn with several workers, set
-PROMETHEUS_MULTIPROC_DIR so every worker's samples are aggregated.
+Served at /metrics by `MetricsMiddleware`, to loopback clients only, or, when
+RESERVO_METRICS_TOKEN is set, to whoever sends it as a bearer token (from any address).
+Under gunicorn with several workers, set PROMETHEUS_MULTIPROC_DIR so every worker's
+samples are aggregated.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,7 +26,15 @@ from prometheus_client import (
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
+from reservo.addresses import client_address, is_loopback
+
 METRICS_PATH = "/metrics"
+# Methods counted under their own name; any other (a client may send any token) is
+# "other", so a client cannot make new label values, each a new time series.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "other"
 
 REQUESTS = Counter(
     "reservo_http_requests_total", "HTTP requests served.", ["method", "route", "status"]
@@ -75,6 +87,24 @@ def _route_of(request: HttpRequest) -> str:
     return "/" + str(match.route).lstrip("^")
 
 
+def _method_label(request: HttpRequest) -> str:
+    method = request.method or ""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def metrics_allowed(request: HttpRequest) -> bool:
+    """With RESERVO_METRICS_TOKEN set: the request carries it as a bearer token. Without:
+    the client is on loopback (behind a proxy, the address the proxy saw, so a proxy on
+    the same host does not make every client local)."""
+    token = settings.RESERVO_METRICS_TOKEN
+    if token:
+        scheme, _space, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        )
+    return is_loopback(client_address(request))
+
+
 def metrics_response() -> HttpResponse:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -93,10 +123,16 @@ class MetricsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info == METRICS_PATH and request.method in ("GET", "HEAD"):
-            return metrics_response()
+            if metrics_allowed(request):
+                return metrics_response()
+            response = HttpResponse("Forbidden\n", status=403, content_type="text/plain")
+            if settings.RESERVO_METRICS_TOKEN:
+                response["WWW-Authenticate"] = "Bearer"
+            return response
         started = time.perf_counter()
         response = self.get_response(request)
         route = _route_of(request)
-        LATENCY.labels(method=request.method, route=route).observe(time.perf_counter() - started)
-        REQUESTS.labels(method=request.method, route=route, status=response.status_code).inc()
+        method = _method_label(request)
+        LATENCY.labels(method=method, route=route).observe(time.perf_counter() - started)
+        REQUESTS.labels(method=method, route=route, status=response.status_code).inc()
         return response

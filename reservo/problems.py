@@ -1,9 +1,11 @@
 """RFC 9457 problem details for every error under /api/, and the request id that ties a
 500 to its log line.
 
-Three paths render problems: the DRF exception handler (errors inside API views), the
-middleware (unknown /api/ URLs and anything raised outside a view), and the OpenAPI
-schema class, which documents them on every operation.
+Problems are rendered by the DRF exception handler (errors inside API views), the
+middleware (unknown /api/ URLs and anything raised outside a view), and Django's 404 and
+500 handlers (`api_error_response`, for what escapes a middleware); the OpenAPI schema
+class documents them on every operation. A database failure is a 503 on each of these
+paths, mapped by SQLSTATE (`reservo.errors.database_error_to_domain`).
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DatabaseError
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from reservo import errors, metrics
+from reservo import error_pages, errors, metrics
 from reservo.errors import ReservoError
 
 logger = logging.getLogger("reservo.api")
@@ -80,7 +84,9 @@ def domain_error_for(exc: BaseException) -> ReservoError | None:
         return errors.RateLimited(_("Too many requests. Please slow down."))
     if isinstance(exc, exceptions.APIException):
         return GenericApiError(exc)
-    if isinstance(exc, DatabaseError):
+    if isinstance(exc, RequestDataTooBig):
+        return payload_too_large()
+    if errors.is_database_failure(exc):
         return errors.database_error_to_domain(exc)
     return None
 
@@ -101,6 +107,30 @@ class GenericApiError(ReservoError):
         problem = super().as_problem()
         problem.update(status=self._status, code=self._code, title=self.detail)
         return problem
+
+
+class PayloadTooLarge(ReservoError):
+    """A request body over DATA_UPLOAD_MAX_MEMORY_SIZE."""
+
+    code = "payload_too_large"
+    http_status = 413
+    title = gettext_lazy("Request too large")
+
+
+def payload_too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(_("The request is larger than this site accepts."))
+
+
+def body_over_limit(request: HttpRequest) -> bool:
+    """The request declares a body over DATA_UPLOAD_MAX_MEMORY_SIZE (Django reads no more
+    than the declared length, and Reservo takes no file uploads, which the limit would
+    leave out)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    return limit is not None and length > limit
 
 
 def problem_status(error: ReservoError) -> int:
@@ -129,9 +159,16 @@ def problem_for(exc: BaseException, request: Any) -> tuple[dict[str, Any], int, 
         error = server_error(request_id)
     elif error.code in (errors.Busy.code, errors.IdempotencyInProgress.code):
         metrics.lock_wait_exceeded(error.code)
-    if problem_status(error) >= 500 and not isinstance(error, errors.ServerError):
+    if isinstance(error, errors.Maintenance):
+        # Expected while staff work: told at INFO, not as a failure.
+        logger.info("maintenance: refused %s", getattr(request, "path", "?"))
+    elif problem_status(error) >= 500 and not isinstance(error, errors.ServerError):
         logger.warning(
-            "%s on %s [request %s]", error.code, getattr(request, "path", "?"), request_id
+            "%s (SQLSTATE %s) on %s [request %s]",
+            error.code,
+            errors.sqlstate_of(exc) or "none",
+            getattr(request, "path", "?"),
+            request_id,
         )
     headers: dict[str, str] = {}
     if isinstance(exc, exceptions.Throttled):
@@ -154,7 +191,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     view = context.get("view")
     if isinstance(exc, exceptions.MethodNotAllowed) and view is not None:
         headers["Allow"] = ", ".join(view.allowed_methods)
-    return problem_drf_response(body, status, headers)
+    response = problem_drf_response(body, status, headers)
+    if body["code"] == errors.Maintenance.code:
+        response._has_been_logged = True  # type: ignore[attr-defined]  # logged at INFO
+    return response
 
 
 def problem_json_response(
@@ -187,12 +227,19 @@ class RequestIdMiddleware:
 
 
 class ApiProblemMiddleware:
-    """Under /api/: unknown URLs, 405s and errors raised outside a view become problems."""
+    """Under /api/: unknown URLs, 405s and errors raised outside a view become problems.
+    Elsewhere, a database failure escaping a view becomes the friendly 503 page.
+    Everywhere, a body over the size limit is a 413 before anything reads it."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if body_over_limit(request):
+            too_large = payload_too_large()
+            if request.path.startswith(API_PREFIX):
+                return problem_json_response(too_large.as_problem(), too_large.http_status, {})
+            return error_pages.error_page(request, too_large)
         response = self.get_response(request)
         if not request.path.startswith(API_PREFIX) or response.status_code < 400:
             return response
@@ -213,9 +260,21 @@ class ApiProblemMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith(API_PREFIX):
-            return None
+            # Pages and the admin: a database failure is the friendly 503 page (a bug goes
+            # on to the 500 handler).
+            return error_pages.database_failure_page(request, exception)
         body, status, headers = problem_for(exception, request)
         return problem_json_response(body, status, headers)
+
+
+def api_error_response(request: HttpRequest, exc: BaseException | None) -> JsonResponse:
+    """Django's 404 and 500 handlers under /api/: the problem `exc` stands for (a database
+    failure is its 503), else a 500 that says nothing internal. Django logs the error."""
+    error = domain_error_for(exc) if exc is not None else None
+    if error is None:
+        error = server_error(getattr(request, "request_id", None))
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
+    return problem_json_response(error.as_problem(), problem_status(error), headers)
 
 
 # OpenAPI -------------------------------------------------------------------------------
@@ -264,7 +323,7 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 )
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAFE_PROBLEM_STATUSES = (400, 401, 403, 404, 429, 500, 503)
-UNSAFE_PROBLEM_STATUSES = (400, 401, 403, 404, 409, 422, 429, 500, 503)
+UNSAFE_PROBLEM_STATUSES = (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 
 
 class ReservoAutoSchema(AutoSchema):

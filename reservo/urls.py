@@ -14,6 +14,6 @@ urlpatterns = [
 ]
 
 # Branded HTML pages; problem+json for paths under /api/.
+handler400 = "reservo.error_pages.bad_request"
 handler404 = "reservo.error_pages.page_not_found"
 handler500 = "reservo.error_pages.server_error"
-

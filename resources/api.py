@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -12,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from bookings.api.base import ApiView, TimestampField
-from bookings.models import ApiScope
+from bookings.models import ApiClient, ApiScope
 from reservo.errors import NotFound, ValidationFailed
 from resources.models import Resource, ResourceKind, ResourceState
 from resources.selectors import (
@@ -150,6 +151,27 @@ class SeatSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["available", "held", "booked"])
 
 
+def _representation(resource: Resource) -> dict[str, Any]:
+    return dict(ResourceSerializer(resource).data)
+
+
+def resource_data(
+    resource_id: int, found: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """A resource as the API shows it, through the shared cache (exact right after a write),
+    or None if there is no such resource. `found`: as for `resource_represented`."""
+    return resource_represented(resource_id, _representation, found)
+
+
+def _hidden_draft(data: Mapping[str, Any] | None, client: ApiClient) -> bool:
+    """True if `data` is a draft and `client` may not see drafts (only `manage` keys may)."""
+    return (
+        data is not None
+        and data["state"] == ResourceState.DRAFT
+        and not client.has_scope(ApiScope.MANAGE)
+    )
+
+
 def _resource_or_404(resource_id: int) -> Resource:
     resource = resources_with_availability().filter(pk=resource_id).first()
     if resource is None:
@@ -159,7 +181,7 @@ def _resource_or_404(resource_id: int) -> Resource:
 
 class ResourceListView(ApiView):
     """List resources (filters `state`, `kind`; only those whose sales have not closed,
-    unless `include_past=true`) or create one (`manage`)."""
+    unless `include_past=true`; drafts for `manage` keys only) or create one (`manage`)."""
 
     required_scopes = {"POST": ApiScope.MANAGE}
     throttle_scope = ApiScope.MANAGE
@@ -167,6 +189,8 @@ class ResourceListView(ApiView):
 
     def get_queryset(self) -> QuerySet[Resource]:
         resources = resources_with_availability().order_by("starts_at", "id")
+        if not self.client.has_scope(ApiScope.MANAGE):
+            resources = resources.exclude(state=ResourceState.DRAFT)
         errors: dict[str, list[str]] = {}
         include_past = self.request.query_params.get("include_past", "false")
         if include_past not in ("true", "false"):
@@ -231,10 +255,8 @@ class ResourceDetailView(ApiView):
     @extend_schema(operation_id="resources_retrieve", responses=ResourceSerializer)
     def get(self, request: Request, resource_id: int) -> Response:
         # Through the versioned cache: exact right after a write (read-your-writes).
-        data = resource_represented(
-            resource_id, lambda r: dict(ResourceSerializer(r).data), self.prefetched
-        )
-        if data is None:
+        data = resource_data(resource_id, self.prefetched)
+        if data is None or _hidden_draft(data, self.client):
             raise NotFound(_("No such resource."))
         return Response(data)
 
@@ -260,6 +282,10 @@ class ResourceSeatsView(ApiView):
 
     @extend_schema(operation_id="resources_seats_list", responses=SeatSerializer(many=True))
     def get(self, request: Request, resource_id: int) -> Response:
+        if not self.client.has_scope(ApiScope.MANAGE):
+            data = resource_data(resource_id)
+            if data is None or _hidden_draft(data, self.client):
+                raise NotFound(_("No such resource."))
         seats = seat_map(resource_id)
         if not seats and not Resource.objects.filter(pk=resource_id).exists():
             raise NotFound(_("No such resource."))

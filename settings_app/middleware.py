@@ -26,7 +26,7 @@ from settings_app.selectors import SettingsSnapshot, system_settings
 logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-EXEMPT_PREFIXES = ("/admin/", "/healthz", "/readyz", "/metrics")
+EXEMPT_PREFIXES = ("/admin/", "/staff/", "/healthz", "/readyz", "/metrics")
 API_PREFIX = "/api/"
 RETRY_AFTER_MAX_SECONDS = 3600
 CHECKOUT_PATH = re.compile(r"/checkout/[A-Z0-9-]+/")

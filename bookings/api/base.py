@@ -1,5 +1,6 @@
-"""What every v1 API view shares: API-key auth, scopes, per-client throttles,
-pagination, UTC timestamps and idempotent unsafe methods."""
+"""What every v1 API view shares: API-key auth, scopes, per-client throttles and a
+per-address limit on requests without a valid key, JSON parsing, pagination, UTC
+timestamps and idempotent unsafe methods."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from rest_framework import generics, serializers
+from rest_framework import exceptions, generics, serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,6 +34,8 @@ from bookings.api.idempotency import (
 )
 from bookings.api_keys import ApiKeyAuthentication, HasScope
 from bookings.models import ApiClient, ApiScope
+from reservo import limits
+from reservo.addresses import address_subject, client_address
 from reservo.problems import (
     PROBLEM_CONTENT_TYPE,
     UNSAFE_METHODS,
@@ -84,10 +88,10 @@ class ClientRateThrottle(BaseThrottle):
             if request.method in UNSAFE_METHODS
             else "read"
         )
-        rate = settings.RESERVO_THROTTLE_RATES.get(scope)
-        if not rate:
+        rate = limits.parse_rate(settings.RESERVO_THROTTLE_RATES.get(scope) or "")
+        if rate is None:
             return True
-        limit, period = _parse_rate(rate)
+        limit, period = rate.limit, rate.period
         now = self.clock()
         window = int(now // period)
         api_view = view if isinstance(view, ApiView) else None
@@ -136,10 +140,36 @@ class ClientRateThrottle(BaseThrottle):
         return math.ceil(self.wait_seconds) if self.wait_seconds is not None else None
 
 
-def _parse_rate(rate: str) -> tuple[int, int]:
-    count, _slash, unit = rate.partition("/")
-    period = {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit.strip()[:1].lower()]
-    return int(count), period
+def unauthenticated_request_count(request: Request) -> None:
+    """Count a request without a valid key against its address's rate (`anonymous`);
+    past it, the answer is 429 `rate_limited` instead of 401. Failed keys cost a lookup
+    each, and nothing else bounds them."""
+    rate = limits.parse_rate(settings.RESERVO_THROTTLE_RATES.get("anonymous") or "")
+    subject = address_subject(client_address(request._request))
+    wait = limits.window_hit("api-anonymous", subject, rate)
+    if wait is not None:
+        raise exceptions.Throttled(wait=wait)
+
+
+class ApiJsonParser(JSONParser):
+    """DRF's JSON parser; JSON nested past the interpreter's recursion limit is a 400
+    like any other malformed body, not a 500."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from exc
+
+
+class BoundedListField(serializers.ListField):
+    """A list field that refuses a list over `max_length` before validating its items
+    (DRF validates every item first, then the length: a 2 MB list cost half a second)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
 
 
 class JsonFirstNegotiation(DefaultContentNegotiation):
@@ -175,6 +205,7 @@ class ApiView(generics.GenericAPIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
     throttle_classes = [ClientRateThrottle]
+    parser_classes = [ApiJsonParser]
     pagination_class: type[ApiPagination] | None = ApiPagination
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JsonFirstNegotiation
@@ -193,6 +224,17 @@ class ApiView(generics.GenericAPIView):
         client = self.request.auth
         assert isinstance(client, ApiClient)
         return client
+
+    def perform_authentication(self, request: Request) -> None:
+        """Authenticate; a request without a valid key is counted against its address
+        (DRF's throttles run only after authentication and permissions succeed)."""
+        try:
+            super().perform_authentication(request)
+        except exceptions.AuthenticationFailed:
+            unauthenticated_request_count(request)
+            raise
+        if request.auth is None:
+            unauthenticated_request_count(request)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

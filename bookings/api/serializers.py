@@ -9,15 +9,24 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import BindingDict
 
-from bookings.api.base import TimestampField, utc_timestamp
+from bookings.api.base import BoundedListField, TimestampField, utc_timestamp
 from bookings.models import Reservation, ReservationStatus
+from bookings.names import customer_name_clean
+from bookings.services import check_in_code
 
 MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1
 
 
+class CustomerNameField(serializers.CharField):
+    """A customer's name, without control or bidi-control characters (it starts emails)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        return customer_name_clean(super().to_internal_value(data))
+
+
 class CustomerSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    name = CustomerNameField(max_length=200, required=False, allow_blank=True, default="")
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
 
 
@@ -35,6 +44,8 @@ class ReservationSerializer(serializers.Serializer):
     confirmed_at = TimestampField(read_only=True, allow_null=True)
     cancelled_at = TimestampField(read_only=True, allow_null=True)
     expired_at = TimestampField(read_only=True, allow_null=True)
+    checked_in_at = TimestampField(read_only=True, allow_null=True)
+    check_in_code = serializers.SerializerMethodField()
     customer = serializers.SerializerMethodField()
 
     def to_representation(self, instance: Reservation) -> dict[str, Any]:
@@ -53,6 +64,8 @@ class ReservationSerializer(serializers.Serializer):
             "confirmed_at": utc_timestamp(instance.confirmed_at),
             "cancelled_at": utc_timestamp(instance.cancelled_at),
             "expired_at": utc_timestamp(instance.expired_at),
+            "checked_in_at": utc_timestamp(instance.checked_in_at),
+            "check_in_code": self.get_check_in_code(instance),
             "customer": self.get_customer(instance),
         }
 
@@ -62,6 +75,15 @@ class ReservationSerializer(serializers.Serializer):
         if seat_ids is None:
             seat_ids = sorted(link.seat_id for link in reservation.seat_links.all())
         return list(seat_ids)
+
+    @extend_schema_field(
+        serializers.CharField(
+            help_text="Signed and opaque: the QR code shown to the customer, for "
+            "POST /api/v1/check-in/."
+        )
+    )
+    def get_check_in_code(self, reservation: Reservation) -> str:
+        return check_in_code(reservation.reference)
 
     @extend_schema_field(CustomerSerializer)
     def get_customer(self, reservation: Reservation) -> dict[str, str]:
@@ -93,7 +115,7 @@ class FieldsBuiltOnce(serializers.Serializer):
 class ReservationCreateSerializer(FieldsBuiltOnce):
     resource = serializers.IntegerField(min_value=1, max_value=MAX_BIGINT)
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT, required=False)
-    seats = serializers.ListField(
+    seats = BoundedListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_BIGINT),
         required=False,
         allow_empty=False,
@@ -147,3 +169,7 @@ class AnalyticsRowSerializer(serializers.Serializer):
 
 class AnalyticsSerializer(serializers.Serializer):
     results = AnalyticsRowSerializer(many=True)
+
+
+class CheckInSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="A reservation's check_in_code (its QR code).")

@@ -21,6 +21,7 @@ from bookings.api.base import ApiView
 from bookings.api.serializers import (
     AnalyticsQuerySerializer,
     AnalyticsSerializer,
+    CheckInSerializer,
     ReservationConfirmSerializer,
     ReservationCreateSerializer,
     ReservationSerializer,
@@ -28,12 +29,15 @@ from bookings.api.serializers import (
 from bookings.models import ApiScope, Reservation, ReservationStatus
 from bookings.services import (
     Actor,
+    check_in_reservation_id,
     reservation_book,
     reservation_cancel,
+    reservation_check_in,
     reservation_confirm,
 )
 from reservo import metrics
-from reservo.errors import NotFound, ReservoError, ValidationFailed
+from reservo.errors import NotFound, ReservoError, ResourceNotBookable, ValidationFailed
+from resources.models import Resource, ResourceState
 
 
 class ReservationViewMixin(ApiView):
@@ -112,7 +116,7 @@ class ReservationListView(ReservationViewMixin):
     def post(self, request: Request) -> Response:
         data = self._booking_request(request)
         try:
-            with self._booking_refusals():
+            with self._booking_refusals(data["resource_id"]):
                 booking = reservation_book(
                     **data,
                     actor=self.actor(),
@@ -140,11 +144,19 @@ class ReservationListView(ReservationViewMixin):
         }
 
     @contextlib.contextmanager
-    def _booking_refusals(self) -> Iterator[None]:
+    def _booking_refusals(self, resource_id: int) -> Iterator[None]:
         try:
             yield
         except NotFound as exc:
             raise ValidationFailed({"resource": [_("No such resource.")]}) from exc
+        except ResourceNotBookable as exc:
+            # A draft is no such resource to all but `manage` keys: neither its name nor
+            # that it exists.
+            if not self.client.has_scope(ApiScope.MANAGE) and (
+                Resource.objects.filter(pk=resource_id, state=ResourceState.DRAFT).exists()
+            ):
+                raise ValidationFailed({"resource": [_("No such resource.")]}) from exc
+            raise
 
 
 class ReservationDetailView(ReservationViewMixin):
@@ -254,3 +266,41 @@ def _totals(row: Mapping[str, Any]) -> dict[str, int]:
         "quantity": row["quantity"] or 0,
         "cancelled": row["cancelled"],
     }
+
+
+class ReservationCheckInView(ReservationViewMixin):
+    """Check a confirmed reservation in, once; again: already_checked_in."""
+
+    required_scopes = {"POST": ApiScope.MANAGE}
+    throttle_scope = ApiScope.MANAGE
+    serializer_class = ReservationSerializer
+
+    @extend_schema(
+        operation_id="reservations_check_in", request=None, responses=ReservationSerializer
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        reservation = reservation_check_in(
+            reservation_id=self.reservation_pk(public_id), actor=self.actor()
+        )
+        return self.reservation_response(reservation)
+
+
+class CheckInByCodeView(ReservationViewMixin):
+    """Check in the reservation a check-in code (its QR code) was made for; a code that is
+    malformed or not signed by this installation: invalid_code."""
+
+    required_scopes = {"POST": ApiScope.MANAGE}
+    throttle_scope = ApiScope.MANAGE
+    serializer_class = ReservationSerializer
+
+    @extend_schema(
+        operation_id="check_in", request=CheckInSerializer, responses=ReservationSerializer
+    )
+    def post(self, request: Request) -> Response:
+        payload = CheckInSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        reservation = reservation_check_in(
+            reservation_id=check_in_reservation_id(payload.validated_data["code"]),
+            actor=self.actor(),
+        )
+        return self.reservation_response(reservation)

@@ -7,6 +7,13 @@ on_commit. Every decision about time uses the database clock.
 """
 
 from bookings.services.booking import reservation_book
+from bookings.services.checkin import (
+    check_in_code,
+    check_in_code_reference,
+    check_in_reservation_id,
+    checked_in_moment,
+    reservation_check_in,
+)
 from bookings.services.common import SYSTEM, Actor, Booking, ReferenceTaken, manage_token_hash
 from bookings.services.transitions import (
     holds_extend_for_maintenance,
@@ -20,10 +27,15 @@ __all__ = [
     "Actor",
     "Booking",
     "ReferenceTaken",
+    "check_in_code",
+    "check_in_code_reference",
+    "check_in_reservation_id",
+    "checked_in_moment",
     "holds_extend_for_maintenance",
     "manage_token_hash",
     "reservation_book",
     "reservation_cancel",
+    "reservation_check_in",
     "reservation_confirm",
     "reservations_expire_due",
 ]

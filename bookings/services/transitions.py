@@ -123,11 +123,18 @@ def reservation_confirm(
 
 
 def reservation_cancel(*, reservation_id: int, actor: Actor) -> Reservation:
-    """Cancel a held or confirmed reservation; its places are released exactly once."""
+    """Cancel a held or confirmed reservation that is not checked in; its places are
+    released exactly once."""
 
     def cancel(resource: Resource, reservation: Reservation, rules: Rules) -> None:
         if reservation.status not in ACTIVE_STATUSES:
             raise _invalid_state(reservation, _("This reservation is already %(status)s."))
+        if reservation.checked_in_at is not None:
+            # The CHECK reservation_checked_in_is_confirmed refuses it too.
+            raise InvalidState(
+                _("This reservation is checked in; it can no longer be cancelled."),
+                current_status=reservation.status,
+            )
         set_status(
             [reservation], ReservationStatus.CANCELLED, actor, resource=resource, now=rules.now
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,9 +16,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from bookings.forms import HoldForm
+from bookings.page_limits import PlacesLimitReached, hold_admission, hold_rate_wait
 from bookings.views.common import (
     LIVE_POLL_MILLISECONDS,
     _booking_rules,
@@ -132,7 +135,6 @@ def _resource_page(
             "max_quantity": max(min(limit, availability["available"]), 1),
             "quantity": quantity,
             "seat_rows": _seat_rows(seats),
-            "per_row": max((len(row["seats"]) for row in _seat_rows(seats)), default=1),
             "form": shown_form,
             "form_token": token,
             "conflict": conflict,
@@ -146,6 +148,17 @@ def _resource_page(
     )
 
 
+def _minutes(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+
+
+def _retry_after(page: HttpResponse, seconds: int) -> HttpResponse:
+    page["Retry-After"] = str(seconds)
+    return page
+
+
+@never_cache  # Back from the checkout must show this browser's hold, not an old copy
 @require_http_methods(["GET", "POST"])
 @renders_domain_errors
 def resource_detail(request: HttpRequest, slug: str) -> HttpResponse:
@@ -159,10 +172,30 @@ def resource_detail(request: HttpRequest, slug: str) -> HttpResponse:
     form = HoldForm(request.POST, kind=resource.kind, limit=limit, seat_ids=seat_ids)
     if not form.is_valid():
         return _resource_page(request, resource, form=form, status=400)
+    wait = hold_rate_wait(request)
+    if wait is not None:
+        message = _(
+            "Many holds were made from your connection in a short time. Please wait "
+            "%(minutes)s and try again."
+        ) % {"minutes": _minutes(wait)}
+        page = _resource_page(request, resource, form=form, status=429, conflict=message)
+        return _retry_after(page, wait)
+    places = form.cleaned_data["quantity"] or len(form.cleaned_data["seats"] or [])
+    form_token = form.cleaned_data["form_token"]
     try:
-        reference = _hold_once(
-            request, form.cleaned_data["form_token"], resource, form.cleaned_data
-        )
+        with hold_admission(request, places, form_token) as admission:
+            reference = _hold_once(request, form_token, resource, form.cleaned_data)
+            admission.record(reference)
+    except PlacesLimitReached as refusal:
+        message = ngettext(
+            "At most %(limit)d place can be held at once from one connection, and "
+            "%(held)d already are. Confirm or release a hold first.",
+            "At most %(limit)d places can be held at once from one connection, and "
+            "%(held)d already are. Confirm or release a hold first.",
+            refusal.limit,
+        ) % {"limit": refusal.limit, "held": refusal.held}
+        page = _resource_page(request, resource, form=form, status=429, conflict=message)
+        return _retry_after(page, refusal.retry_after)
     except SeatsUnavailable as error:
         taken = [int(seat_id) for seat_id in error.extras.get("seats", [])]
         labels = [seat["label"] for seat in seat_map(resource.pk) if seat["id"] in taken]

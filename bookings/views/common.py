@@ -11,13 +11,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.signing import BadSignature, TimestampSigner
 from django.db import connection, transaction
 from django.db.models.functions import Now
 from django.http import (
     Http404,
     HttpRequest,
 )
+from django.middleware.csrf import get_token
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 
 from bookings.locking import retrying_conflicts, set_local_timeouts
 from bookings.models import Reservation, ReservationStatus
@@ -34,12 +37,20 @@ from resources.selectors import (
 from settings_app.selectors import SettingsSnapshot, system_settings
 
 CUSTOMER = Actor("customer")
-# Session keys: reference -> manage token of this browser's bookings; one-time form
-# tokens -> the reference of the hold they created ("" until used).
+# Session keys: reference -> manage token of this browser's bookings; reference -> manage
+# token hash of the bookings whose manage link it opened; used form tokens -> the reference
+# of the hold each created; when (database clock, epoch seconds) a hold created the session.
 SESSION_BOOKINGS = "reservo_bookings"
+SESSION_MANAGED = "reservo_managed"
 SESSION_FORM_TOKENS = "reservo_form_tokens"
+SESSION_CREATED = "reservo_created"
 REMEMBERED_BOOKINGS = 20
 REMEMBERED_FORM_TOKENS = 20
+# A hold form is good for this long after its page was shown.
+FORM_TOKEN_MAX_AGE_SECONDS = 6 * 3600
+# Submissions sent before the browser had a session (a double click, two tabs) find the
+# session that the first of them created for as long as this, and no longer.
+SESSION_ADOPTION_SECONDS = 120
 LIVE_POLL_MILLISECONDS = 2000
 LIVE_MAX_IDS = 100
 
@@ -139,18 +150,66 @@ def _session_reservation(request: HttpRequest, reference: str) -> Reservation:
     return reservation
 
 
+# One-time form tokens -------------------------------------------------------------------
+#
+# Showing an event page writes nothing: its hold form carries a signed token, bound to this
+# browser's CSRF cookie (which the POST must carry anyway), and stored nowhere. The session
+# is created by the first hold. A token books at most once: the session records the token
+# with the hold it made, in the hold's transaction, under locks on the browser and the
+# token. Submissions sent before the browser had a session cannot carry its cookie: the
+# session a hold creates has a key derived (with SECRET_KEY) from the browser's CSRF
+# secret, so that they find it, for SESSION_ADOPTION_SECONDS only.
+
+
+def _form_signer(browser: str) -> TimestampSigner:
+    return TimestampSigner(salt=f"reservo.form-token:{browser}")
+
+
 def _new_form_token(request: HttpRequest) -> str:
-    token = secrets.token_urlsafe(18)
-    tokens = dict(request.session.get(SESSION_FORM_TOKENS, {}))
-    tokens[token] = ""
-    request.session[SESSION_FORM_TOKENS] = dict(list(tokens.items())[-REMEMBERED_FORM_TOKENS:])
-    return token
+    get_token(request)  # this browser's CSRF secret, set in a cookie if it had none
+    return _form_signer(request.META["CSRF_COOKIE"]).sign(secrets.token_urlsafe(8))
 
 
-def _reload_session(request: HttpRequest) -> None:
-    """Read the session again (called under the form-token lock, so it is current)."""
+def _form_token_valid(request: HttpRequest, form_token: str) -> bool:
+    browser = request.META.get("CSRF_COOKIE")
+    if not browser:
+        return False
+    try:
+        _form_signer(browser).unsign(form_token, max_age=FORM_TOKEN_MAX_AGE_SECONDS)
+    except BadSignature:  # forged, of another browser, or expired
+        return False
+    return True
+
+
+def _browser_session_key(browser: str) -> str:
+    return salted_hmac("reservo.browser-session", browser, algorithm="sha256").hexdigest()[:32]
+
+
+def _reload_session(request: HttpRequest, own_key: str | None, key: str, now: float) -> bool:
+    """Read this browser's session again (called under its lock, so it is current).
+
+    Without a session of its own, the request takes the one its browser's first hold
+    created moments ago, if any, else a new one (keyed `key` if that is free). Returns True
+    if the new session must be inserted under that key.
+    """
     engine = import_module(settings.SESSION_ENGINE)
-    request.session = engine.SessionStore(request.session.session_key)
+    if own_key:
+        request.session = engine.SessionStore(own_key)
+        return False
+    found = engine.SessionStore(key)
+    created = found.get(SESSION_CREATED)
+    recent = isinstance(created, float | int) and 0 <= now - created <= SESSION_ADOPTION_SECONDS
+    if found.session_key is not None and recent:
+        found.modified = True  # its cookie goes with this response too
+        request.session = found
+        return False
+    session = engine.SessionStore()
+    session[SESSION_CREATED] = now
+    request.session = session
+    if found.session_key is None:
+        session._session_key = key
+        return True
+    return False
 
 
 def _hold_once(
@@ -162,12 +221,17 @@ def _hold_once(
     click, a resubmitted page) gets the first one's reference. The token is claimed
     under a transaction-scoped advisory lock, and the claim is written to the session in
     the same transaction as the hold, so concurrent duplicates cannot both book.
-    Returns None when the token is unknown to this session (a stale or foreign form).
+    Returns None when the token is not valid for this browser (a stale or foreign form).
 
     A browser holds at most once per resource at a time: while its hold is live, another
-    submission (the back button, a second tab) gets that hold's reference. The session
-    and the resource are locked together too, so two tabs cannot both hold.
+    submission (the back button, a second tab) gets that hold's reference. The browser's
+    session is locked too, so two tabs cannot both hold.
     """
+    if not _form_token_valid(request, form_token):
+        return None
+    request.session.keys()  # loads it: a session that no longer exists has no key
+    own_key = request.session.session_key
+    key = own_key or _browser_session_key(request.META["CSRF_COOKIE"])
 
     def attempt() -> str | None:
         with transaction.atomic():
@@ -175,17 +239,14 @@ def _hold_once(
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0)),"
-                    " pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    [
-                        f"reservo-session-hold:{request.session.session_key}:{resource.pk}",
-                        "reservo-form:" + form_token,
-                    ],
+                    " pg_advisory_xact_lock(hashtextextended(%s, 0)),"
+                    " extract(epoch FROM clock_timestamp())::float8",
+                    [f"reservo-session-hold:{key}", "reservo-form:" + form_token],
                 )
-            _reload_session(request)
+                now = cursor.fetchone()[2]
+            insert = _reload_session(request, own_key, key, now)
             tokens = dict(request.session.get(SESSION_FORM_TOKENS, {}))
-            if form_token not in tokens:
-                return None
-            if tokens[form_token]:
+            if tokens.get(form_token):
                 return str(tokens[form_token])
             live = _live_hold(request, resource)
             if live is not None:
@@ -198,12 +259,19 @@ def _hold_once(
                 hold=True,
             )
             tokens[form_token] = booking.reservation.reference
-            request.session[SESSION_FORM_TOKENS] = tokens
+            request.session[SESSION_FORM_TOKENS] = dict(
+                list(tokens.items())[-REMEMBERED_FORM_TOKENS:]
+            )
             _remember_booking(request, booking)
-            request.session.save()
+            request.session.save(must_create=insert)
             return booking.reservation.reference
 
-    return retrying_conflicts(attempt)
+    original = request.session
+    try:
+        return retrying_conflicts(attempt)
+    except BaseException:
+        request.session = original  # nothing was held: no session is written
+        raise
 
 
 def _manage_path(reference: str, token: str) -> str:

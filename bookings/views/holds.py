@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from bookings.forms import CustomerForm
 from bookings.models import Reservation, ReservationStatus
+from bookings.page_limits import confirmation_email_wait
 from bookings.services import (
     reservation_cancel,
     reservation_confirm,
@@ -95,8 +96,22 @@ def checkout(request: HttpRequest, reference: str) -> HttpResponse:
 
     form = CustomerForm(request.POST or None)
     status = 200
-    if request.method == "POST":
-        if form.is_valid():
+    retry_after = None
+    if request.method == "POST" and not form.is_valid():
+        status = 400
+    elif request.method == "POST":
+        retry_after = confirmation_email_wait(request, form.cleaned_data["email"])
+        if retry_after is not None:
+            form.add_error(
+                None,
+                _(
+                    "Too many confirmation emails were asked for recently, from your "
+                    "connection or to this address. Your places stay held until the hold "
+                    "ends; please try again in a few minutes."
+                ),
+            )
+            status = 429
+        else:
             try:
                 reservation_confirm(
                     reservation_id=reservation.pk,
@@ -113,8 +128,7 @@ def checkout(request: HttpRequest, reference: str) -> HttpResponse:
                     return redirect("bookings:confirmed", reference=reference)
                 return error_page(request, error, restart_url=_restart_url(reservation))
             return redirect("bookings:confirmed", reference=reference)
-        status = 400
-    return render(
+    response = render(
         request,
         "bookings/checkout.html",
         {
@@ -127,6 +141,9 @@ def checkout(request: HttpRequest, reference: str) -> HttpResponse:
         },
         status=status,
     )
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_POST

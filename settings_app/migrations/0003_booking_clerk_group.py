@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         ("settings_app", "0002_singleton_row"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("bookings", "0001_initial"),
+        ("bookings", "0001_squashed_0012_transition_function"),
         ("resources", "0001_initial"),
     ]
 

@@ -57,6 +57,9 @@
         var active = box.querySelector("[data-hold-active]");
         if (active) active.hidden = true;
         box.querySelector("[data-hold-expired]").hidden = false;
+        each("[data-expired-heading]", function (heading) {
+          heading.textContent = heading.dataset.expiredHeading;
+        });
         each("[data-confirm-button]", function (button) {
           button.disabled = true;
         });
@@ -81,6 +84,14 @@
     var summary = document.querySelector("[data-selection-summary]");
     if (!summary) return;
     var form = summary.closest("form");
+    // While this browser holds seats the map only shows them.
+    var yours = Array.prototype.map.call(form.querySelectorAll("label.seat--yours"), function (label) {
+      return label.dataset.seatLabel;
+    });
+    if (yours.length) {
+      summary.textContent = summary.dataset.yoursText.replace("__SEATS__", yours.join(", "));
+      return;
+    }
     function update() {
       var labels = selectedLabels(form);
       summary.textContent = labels.length
@@ -89,6 +100,129 @@
     }
     form.addEventListener("change", update);
     update();
+  }
+
+  /* Seat map: one tab stop (roving tabindex). Arrow keys move between the seats that can
+     be picked, Home and End to a row's first and last (with Ctrl, the map's), Space picks
+     (the checkbox's own). A hint shows when the map is wider than its box. */
+  var seatMapControl = null;
+
+  function seatMap() {
+    var map = document.querySelector("[data-seat-map]");
+    if (!map) return null;
+    var help = document.querySelector("[data-keyboard-help]");
+    if (help && help.dataset.arrowsText) help.textContent = help.dataset.arrowsText;
+
+    function pickable(root) {
+      return Array.prototype.filter.call(root.querySelectorAll(".seat-input"), function (input) {
+        return !input.matches(":disabled");
+      });
+    }
+    function middle(input) {
+      var box = input.nextElementSibling.getBoundingClientRect();
+      return box.left + box.width / 2;
+    }
+    function nearest(inputs, x) {
+      var best = null;
+      var bestDistance = Infinity;
+      inputs.forEach(function (input) {
+        var distance = Math.abs(middle(input) - x);
+        if (distance < bestDistance) {
+          best = input;
+          bestDistance = distance;
+        }
+      });
+      return best;
+    }
+    // The pickable seat nearest to x in the first row from `row` on (step 1 goes down, -1
+    // up) that has one.
+    function nearestFrom(row, step, x) {
+      var rows = Array.prototype.slice.call(map.querySelectorAll(".seat-row"));
+      for (var i = rows.indexOf(row); i >= 0 && i < rows.length; i += step) {
+        var found = nearest(pickable(rows[i]), x);
+        if (found) return found;
+      }
+      return null;
+    }
+    function tabStop() {
+      return map.querySelector('.seat-input[tabindex="0"]');
+    }
+    function makeTabStop(input) {
+      each('.seat-input[tabindex="0"]', function (other) {
+        if (other !== input) other.tabIndex = -1;
+      }, map);
+      if (input) input.tabIndex = 0;
+    }
+    // Scrolled into the box and clear of the row name stuck at its left edge.
+    function reveal(input) {
+      var seat = input.nextElementSibling;
+      seat.scrollIntoView({ block: "nearest", inline: "nearest" });
+      var rowName = input.closest(".seat-row").querySelector(".seat-row__label");
+      if (!rowName) return;
+      var covered = rowName.getBoundingClientRect().right + 4 - seat.getBoundingClientRect().left;
+      if (covered > 0) map.scrollLeft -= covered;
+    }
+
+    each(".seat-input", function (input) { input.tabIndex = -1; }, map);
+    var all = pickable(map);
+    makeTabStop(all.filter(function (input) { return input.checked; })[0] || all[0] || null);
+
+    map.addEventListener("focusin", function (event) {
+      if (!event.target.classList.contains("seat-input")) return;
+      makeTabStop(event.target);
+      reveal(event.target);
+    });
+
+    map.addEventListener("keydown", function (event) {
+      var input = event.target;
+      if (!input.classList.contains("seat-input") || event.altKey || event.metaKey) return;
+      var row = input.closest(".seat-row");
+      var seats = pickable(row);
+      var at = seats.indexOf(input);
+      var target;
+      switch (event.key) {
+        case "ArrowRight": target = seats[at + 1]; break;
+        case "ArrowLeft": target = seats[at - 1]; break;
+        case "ArrowDown":
+          target = row.nextElementSibling && nearestFrom(row.nextElementSibling, 1, middle(input));
+          break;
+        case "ArrowUp":
+          target = row.previousElementSibling
+            && nearestFrom(row.previousElementSibling, -1, middle(input));
+          break;
+        case "Home": target = event.ctrlKey ? pickable(map)[0] : seats[0]; break;
+        case "End":
+          seats = event.ctrlKey ? pickable(map) : seats;
+          target = seats[seats.length - 1];
+          break;
+        default: return;
+      }
+      event.preventDefault();
+      if (target) target.focus({ preventScroll: true });
+    });
+
+    var hint = document.querySelector("[data-seat-map-hint]");
+    function showHint() {
+      if (hint) hint.hidden = map.scrollWidth <= map.clientWidth + 1;
+    }
+    window.addEventListener("resize", showHint);
+    showHint();
+
+    return {
+      // After live updates: a seat just taken is no tab stop; if it had the focus, the
+      // nearest seat still free takes it.
+      refresh: function (focused) {
+        var stop = tabStop();
+        if (stop && !stop.matches(":disabled")) return;
+        var next = pickable(map)[0] || null;
+        if (stop) {
+          var row = stop.closest(".seat-row");
+          next = nearestFrom(row, 1, middle(stop)) || nearestFrom(row, -1, middle(stop));
+        }
+        makeTabStop(next);
+        if (next && focused === stop) next.focus({ preventScroll: true });
+      }
+    };
   }
 
   /* Live availability: poll the cached JSON endpoint and update in place. */
@@ -154,10 +288,17 @@
   function liveResource() {
     var article = document.querySelector(".resource[data-live-url]");
     if (!article) return;
+    // Back from the checkout, a page kept in the browser's memory would show the choice as
+    // it was, without the hold made since: load it afresh.
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted) window.location.reload();
+    });
     poll(article, function (data) {
       setAvailability(article.querySelector("[data-availability]"), data.available);
       var taken = [];
+      var focused = document.activeElement;
       (data.seats || []).forEach(function (seat) { setSeat(seat, taken); });
+      if (seatMapControl) seatMapControl.refresh(focused);
       if (taken.length) {
         var summary = document.querySelector("[data-selection-summary]");
         if (summary) summary.textContent = summary.dataset.takenText.replace("__SEATS__", taken.join(", "));
@@ -187,6 +328,7 @@
     submitOnce();
     countdown();
     seatSummary();
+    seatMapControl = seatMap();
     liveResource();
     liveHome();
     focusConflict();

@@ -13,6 +13,8 @@ from bookings.models import ApiClient, WebhookEndpoint
 
 pytestmark = [
     pytest.mark.django_db,
+    # Names resolve from a table, and no connection leaves the machine.
+    pytest.mark.usefixtures("resolver", "connect_guard"),
     # whitenoise warns when collectstatic has not run (a fresh checkout); not a concern here.
     pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),
 ]
@@ -106,3 +108,48 @@ def test_book_scope_is_refused_and_other_clients_endpoints_are_not_found(manager
     assert manager.send("delete", f"{BASE}{theirs.pk}/").status_code == 404
     assert manager.get(BASE).json()["count"] == 0
     assert WebhookEndpoint.objects.filter(pk=theirs.pk).exists()
+
+
+def test_an_api_client_has_a_bounded_number_of_endpoints(manager: Api, settings: Any) -> None:
+    settings.RESERVO_WEBHOOK_MAX_PER_CLIENT = 2
+    created = [manager.send("post", BASE, {"url": f"https://example.com/{n}"}) for n in range(2)]
+    assert [r.status_code for r in created] == [201, 201]
+
+    refused = manager.send("post", BASE, {"url": "https://example.com/2"})
+    assert refused.status_code == 409
+    assert refused["Content-Type"] == "application/problem+json"
+    problem = refused.json()
+    assert (problem["code"], problem["limit"]) == ("limit_exceeded", 2)
+    assert "at most 2 webhook endpoints" in problem["detail"]
+    assert WebhookEndpoint.objects.count() == 2
+
+    # Another client has its own allowance; a deleted endpoint frees a place.
+    assert Api("manage").send("post", BASE, {"url": "https://example.com/x"}).status_code == 201
+    assert manager.send("delete", f"{BASE}{created[0].json()['id']}/").status_code == 204
+    assert manager.send("post", BASE, {"url": "https://example.com/3"}).status_code == 201
+
+
+def test_the_admin_keeps_to_the_same_bound(admin_client: Client, settings: Any) -> None:
+    settings.RESERVO_WEBHOOK_MAX_PER_CLIENT = 1
+    client = Api("manage").client
+    WebhookEndpoint.objects.create(api_client=client, url="https://example.com/1", secret="s")
+    response = admin_client.post(
+        "/admin/bookings/webhookendpoint/add/",
+        {"api_client": client.pk, "url": "https://example.com/2", "active": "on"},
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "at most 1 webhook endpoint." in errors["api_client"][0]
+    assert WebhookEndpoint.objects.count() == 1
+
+
+def test_enabling_an_endpoint_again_closes_its_circuit(manager: Api) -> None:
+    created = manager.send("post", BASE, {"url": "https://example.com/hooks"}).json()
+    WebhookEndpoint.objects.filter(pk=created["id"]).update(
+        active=False, disabled_reason="The receiver answered 410 Gone.", consecutive_failures=7
+    )
+    response = manager.send("patch", f"{BASE}{created['id']}/", {"active": True})
+    assert response.status_code == 200
+    assert (response.json()["active"], response.json()["disabled_reason"]) == (True, "")
+    endpoint = WebhookEndpoint.objects.get()
+    assert (endpoint.consecutive_failures, endpoint.circuit_open_until) == (0, None)

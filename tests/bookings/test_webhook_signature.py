@@ -16,7 +16,11 @@ from tests.chaos.outbox_support import WebhookReceiver
 from tests.conftest import CUSTOMER
 from tests.factories import ApiClientFactory, ResourceFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The receiver listens on loopback, where webhooks go only with RESERVO_WEBHOOK_ALLOW_PRIVATE.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("webhooks_to_loopback"),
+]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -34,7 +34,11 @@ from tests.chaos.outbox_support import WebhookReceiver, wait_for
 from tests.conftest import CUSTOMER
 from tests.factories import ApiClientFactory, ResourceFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The receivers listen on loopback, where webhooks go only with RESERVO_WEBHOOK_ALLOW_PRIVATE.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("webhooks_to_loopback"),
+]
 
 EMAIL = "ada@example.com"
 
@@ -370,11 +374,11 @@ class TestWorkerLoop:
     ) -> None:
         calls: list[str] = []
 
-        def busy() -> int:
+        def busy(**progress: object) -> int:
             calls.append("expire")
             raise Busy()
 
-        def broken() -> int:
+        def broken(**progress: object) -> int:
             calls.append("purge")
             raise RuntimeError("a bug")
 

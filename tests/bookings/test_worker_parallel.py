@@ -22,7 +22,12 @@ from bookings.worker import outbox_deliver_due
 from tests.chaos.outbox_support import WebhookReceiver, due_outbox_rows
 from tests.conftest import run_concurrently
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+# The receiver listens on loopback, where webhooks go only with RESERVO_WEBHOOK_ALLOW_PRIVATE.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.usefixtures("webhooks_to_loopback"),
+]
 
 RESERVATIONS = 100
 ENDPOINTS = 4  # 100 x 4 webhooks + 100 emails = 500 due rows
