@@ -1,1 +1,1 @@
-"""`make bench`: the sale-opening rush measured against the machine's own limits."""
+"""`make bench`: the sale-opening rush, against plain Django views and the database alone."""

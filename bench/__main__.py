@@ -8,22 +8,16 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from bench.report import REFERENCE_SCENARIOS
 from bench.runner import ALL_SCENARIOS, Plan, main
 
 
 def parse_args(argv: list[str]) -> tuple[Plan, Path, str | None]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one short round (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="one short round of each scenario")
     parser.add_argument(
         "--only",
         help=f"comma-separated scenarios to run, among: {', '.join(ALL_SCENARIOS)} "
-        f"(default: all but {', '.join(REFERENCE_SCENARIOS)})",
-    )
-    parser.add_argument(
-        "--references",
-        action="store_true",
-        help=f"also measure the bench-only reference bookings ({', '.join(REFERENCE_SCENARIOS)})",
+        "(default: all; a run of fewer leaves bench/results/latest.* alone)",
     )
     parser.add_argument("--rounds", type=int, help="rounds of the alternating scenarios")
     parser.add_argument("--duration", type=float, help="seconds of each timed HTTP scenario")
@@ -36,8 +30,6 @@ def parse_args(argv: list[str]) -> tuple[Plan, Path, str | None]:
     only = plan.only
     if args.only is not None:
         only = tuple(name.strip() for name in args.only.split(",") if name.strip())
-    if args.references:
-        only = tuple(name for name in ALL_SCENARIOS if name in only or name in REFERENCE_SCENARIOS)
     unknown = sorted(set(only) - set(ALL_SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")

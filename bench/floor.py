@@ -1,8 +1,8 @@
 """Bench-only floor views: the cheapest JSON GET and POST this stack can serve, no database.
 
-Routed only when RESERVO_BENCH_FLOOR=1 (see reservo/urls.py), which the benchmark sets on
-its own server; production never routes them. They go through the same middleware as
-every API view, so their throughput is what the framework and server cost on their own.
+Routed by the benchmark's own URLconf (bench/urls.py), never by the project's. They go
+through the same middleware as every API view, so their throughput is what the framework
+and server cost on their own.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Load generators: locust processes for HTTP scenarios, pgbench for the raw SQL one.
+"""Load generators: locust processes for HTTP scenarios, pgbench for the plain SQL booking.
 
 Both are bounded in time and report their own CPU time (from the kernel's accounting of
 each child), so the report can show whether the generator was the bottleneck.

@@ -1,14 +1,19 @@
 """The benchmark run: environment, server, scenarios in alternating rounds, checks, report.
 
 Order of a run: a fresh benchmark database (embedded default) or the given DATABASE_URL;
-migrate, collectstatic and gunicorn exactly as `make serve`; a warm-up; `rounds` rounds of
-the base scenarios, each round in a rotated order so machine noise spreads over all of
-them; then the reservations table is filled to a million rows and `growth` alternates
-with `floor_post`. Every process started here is stopped in `finally`.
+migrate, collectstatic and gunicorn as `make serve` does, but with the benchmark's own
+settings module (bench.settings: the project's, with the floor and reference views
+routed); a warm-up; the round trips each booking path holds the resource lock for;
+`rounds` rounds of the base scenarios, each round in a rotated order so machine noise
+spreads over all of them; the bookings again with a delay added between the app and
+PostgreSQL (a second server, through bench/latency.py); then the reservations table is
+filled to a million rows and `growth` alternates with `floor_post`. Every process
+started here is stopped in `finally`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -23,22 +28,25 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 
 from bench import report
+from bench.latency import round_trip_ms
 from bench.load import LoadSpec, run_locust, run_pgbench
 from bench.profile import DatabaseWaits
 from bench.report import RoundFigures, Sample
 from bench.server import (
     ROOT,
+    DelayProxy,
     ProcessWatch,
     Server,
     database_cpu_seconds,
@@ -50,17 +58,26 @@ from bench.server import machine_cpu_busy_seconds as machine_cpu
 from reservo import embedded
 
 BENCH_DATABASE = "reservo_bench"
-# The growth scenario runs after the base rounds, on the filled table.
+SETTINGS_MODULE = "bench.settings"
+# The delayed bookings run after the base rounds on a server of their own; the growth
+# scenario last, on the filled table.
 ALL_SCENARIOS = report.SCENARIO_ORDER
-BASE_SCENARIOS = tuple(name for name in ALL_SCENARIOS if name != "growth")
-# What the goals need: a run's default, and a run of at least these writes
-# bench/results/latest.*. The reference views are added on request (--references).
-REQUIRED_SCENARIOS = tuple(n for n in ALL_SCENARIOS if n not in report.REFERENCE_SCENARIOS)
+BASE_SCENARIOS = tuple(
+    name for name in ALL_SCENARIOS if name != "growth" and name not in report.LATENCY_SCENARIOS
+)
+# Every run measures every scenario, the references included; only such a run writes
+# bench/results/latest.*.
+REQUIRED_SCENARIOS = ALL_SCENARIOS
 REFERENCE_PATHS = {
     "naive_book": "/bench/reference/naive/",
-    "ceiling_book": "/bench/reference/ceiling/",
+    "bare_book": "/bench/reference/bare/",
 }
-API_SCENARIOS = {"hot_book", "spread_book", "availability_get", "growth"}
+API_SCENARIOS = {"hot_book", "hot_book_1ms", "spread_book", "availability_get", "growth"}
+
+
+def book_path(scenario: str) -> str:
+    """Where a booking scenario's clients post: a reference view's path, or "" (the API)."""
+    return REFERENCE_PATHS.get(scenario.removesuffix(report.LATENCY_SUFFIX), "")
 
 
 @dataclass(frozen=True)
@@ -70,7 +87,8 @@ class Plan:
     quick: bool
     rounds: int
     duration_s: float
-    raw_seconds: int
+    pgbench_seconds: int
+    latency_rounds: int
     clients: int = 64
     hot_capacity: int = 3000
     refusals: int = 1000
@@ -80,15 +98,27 @@ class Plan:
     processes: int = 1
     background_users: int = 2
     background_rate: float = 5.0
+    # Added to every chunk either way between the app and PostgreSQL (the _1ms scenarios),
+    # whose resource is smaller: each booking there waits for several delayed round trips.
+    database_delay_ms: float = 1.0
+    delayed_capacity: int = 1000
+    delayed_refusals: int = 300
     only: tuple[str, ...] = REQUIRED_SCENARIOS
 
     @classmethod
     def quick_plan(cls) -> Plan:
-        return cls(quick=True, rounds=1, duration_s=5.0, raw_seconds=5, booking_time_bound_s=60)
+        return cls(
+            quick=True,
+            rounds=1,
+            duration_s=5.0,
+            pgbench_seconds=5,
+            latency_rounds=1,
+            booking_time_bound_s=60,
+        )
 
     @classmethod
     def full_plan(cls) -> Plan:
-        return cls(quick=False, rounds=3, duration_s=10.0, raw_seconds=10)
+        return cls(quick=False, rounds=3, duration_s=10.0, pgbench_seconds=10, latency_rounds=2)
 
 
 @dataclass
@@ -157,6 +187,7 @@ class Bench:
         self.env: dict[str, str] = {}
         self.own_database = False
         self.database_waits: DatabaseWaits | None = None
+        self.lock_counts: dict[str, dict[str, Any]] = {}
         self.log = open(os.devnull, "w")  # replaced in run()  # noqa: SIM115
 
     # Environment ------------------------------------------------------------------
@@ -181,10 +212,9 @@ class Bench:
         # each request) but are set far above what a run can send.
         env.setdefault("RESERVO_THROTTLE_READ", "100000000/min")
         env.setdefault("RESERVO_THROTTLE_BOOK", "100000000/min")
-        env["RESERVO_BENCH_FLOOR"] = "1"
         env["HOST"] = "127.0.0.1"
         env["PORT"] = str(free_port())
-        env["DJANGO_SETTINGS_MODULE"] = "reservo.settings"
+        env["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
         return env
 
     def _setup_django(self) -> None:
@@ -356,10 +386,10 @@ class Bench:
         spec = self._http_spec(name)
         self._measure(name, lambda: self._locust(spec, name))
 
-    def raw_sql_hot(self) -> None:
+    def pgbench_book(self) -> None:
         from bench.data import UNLIMITED_CAPACITY, booking_checks, resources_create
 
-        (resource,) = resources_create("raw", 1, UNLIMITED_CAPACITY)
+        (resource,) = resources_create("pgbench", 1, UNLIMITED_CAPACITY)
         config = self.notes["server"]
         clients = int(config["db_concurrency"])
 
@@ -368,9 +398,9 @@ class Bench:
                 embedded.pg_tool("pgbench"),
                 self.env["DATABASE_URL"],
                 clients,
-                self.plan.raw_seconds,
-                {"rid": str(resource), "api_client": str(self.api_client_id or "NULL")},
-                self.run_dir / f"raw_sql_hot.{len(self.rounds.get('raw_sql_hot', []))}",
+                self.plan.pgbench_seconds,
+                {"rid": str(resource)},
+                self.run_dir / f"pgbench_book.{len(self.rounds.get('pgbench_book', []))}",
             )
             return (
                 result.samples,
@@ -382,17 +412,21 @@ class Bench:
                 },
             )
 
-        measured = self._measure("raw_sql_hot", body)
+        measured = self._measure("pgbench_book", body)
         measured.checks = booking_checks([resource], len(measured.figures.samples))
 
-    def booking(self, name: str, resources: int, capacity_each: int) -> None:
+    def booking(
+        self, name: str, resources: int, capacity_each: int, refusals: int | None = None
+    ) -> None:
         from bench.data import booking_checks, resources_create
 
         ids = resources_create(name, resources, capacity_each)
+        if refusals is None:
+            refusals = self.plan.refusals
         spec = replace(
-            self._http_spec("book", resource_ids=ids, refusals=self.plan.refusals),
+            self._http_spec("book", resource_ids=ids, refusals=refusals),
             time_bound_s=self.plan.booking_time_bound_s,
-            book_path=REFERENCE_PATHS.get(name, ""),
+            book_path=book_path(name),
         )
         measured = self._measure(name, lambda: self._locust(spec, name))
         created = sum(1 for s in measured.figures.samples if s.status == "201")
@@ -495,9 +529,9 @@ class Bench:
         actions: dict[str, Callable[[], None]] = {
             "floor_post": lambda: self.floor("floor_post"),
             "floor_get": lambda: self.floor("floor_get"),
-            "raw_sql_hot": self.raw_sql_hot,
+            "pgbench_book": self.pgbench_book,
             "naive_book": lambda: self.booking("naive_book", 1, self.plan.hot_capacity),
-            "ceiling_book": lambda: self.booking("ceiling_book", 1, self.plan.hot_capacity),
+            "bare_book": lambda: self.booking("bare_book", 1, self.plan.hot_capacity),
             "hot_book": lambda: self.booking("hot_book", 1, self.plan.hot_capacity),
             "spread_book": lambda: self.booking(
                 "spread_book",
@@ -520,6 +554,65 @@ class Bench:
             self.log.flush()
             self.skipped[name] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
             self._progress(f"{name} failed: {exc!r:.300}")
+
+    def _run_delayed(self) -> None:
+        """The bookings again, on a server whose database connections go through a proxy
+        that delays every chunk either way (bench/latency.py): what each round trip made
+        under the resource lock costs when the database is not on the same machine."""
+        names = [name for name in report.LATENCY_SCENARIOS if self._wanted(name)]
+        if not names:
+            return
+        direct = self.server
+        assert direct is not None and self.watch is not None
+        proxy = DelayProxy(
+            self.env["DATABASE_URL"], self.plan.database_delay_ms, self.run_dir / "proxy.log"
+        )
+        self._progress(
+            f"a {self.plan.database_delay_ms:g} ms delay each way between app and PostgreSQL"
+        )
+        proxy.start()
+        delayed = Server(
+            {**self.env, "DATABASE_URL": proxy.url, "PORT": str(free_port())},
+            self.run_dir / "gunicorn-delayed.log",
+        )
+        try:
+            self.notes["db_latency"] = {
+                "delay_ms_each_way": self.plan.database_delay_ms,
+                "round_trip_ms_direct": round_trip_ms(self.env["DATABASE_URL"]),
+                "round_trip_ms_proxied": round_trip_ms(proxy.url),
+            }
+            direct.stop()
+            self.server = self.watch.server = delayed
+            delayed.start()
+            self._warm_up(api=not self.skipped)
+            for round_index in range(self.plan.latency_rounds):
+                shift = round_index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    self._progress(f"delayed round {round_index + 1}: {name}")
+                    self._guarded(
+                        name,
+                        functools.partial(
+                            self.booking,
+                            name,
+                            1,
+                            self.plan.delayed_capacity,
+                            self.plan.delayed_refusals,
+                        ),
+                    )
+        finally:
+            delayed.stop()
+            proxy.stop()
+            self.server = self.watch.server = direct
+        direct.start()
+        self._warm_up(api=not self.skipped)
+
+    def _count_lock_round_trips(self) -> None:
+        """One booking by each path, its statements under the resource lock counted."""
+        from bench.data import UNLIMITED_CAPACITY, resources_create
+        from bench.roundtrips import count_bookings
+
+        (resource,) = resources_create("round-trips", 1, UNLIMITED_CAPACITY)
+        self.lock_counts = count_bookings(resource, self.api_key)
 
     def _run_growth(self) -> None:
         from bench.data import database_settle, reservations_bulk_fill, reservations_count
@@ -579,8 +672,10 @@ class Bench:
                 for name in API_SCENARIOS:
                     self.skipped[name] = problem
             self._warm_up(api=problem is None)
+            self._guarded("lock_round_trips", self._count_lock_round_trips)
             for round_index in range(self.plan.rounds):
                 self._run_base_round(round_index)
+            self._guarded("delayed", self._run_delayed)
             if self._wanted("growth"):
                 self._guarded("growth", self._run_growth)
         finally:
@@ -654,6 +749,7 @@ class Bench:
             "plan": {k: v for k, v in asdict(self.plan).items() if k != "only"},
             "scenarios": scenarios,
             "skipped": self.skipped,
+            "lock_round_trips": self.lock_counts,
             "notes": {k: v for k, v in self.notes.items() if k not in ("server", "postgres")},
             "worker_rss_mb_max": self.watch.rss_max_mb if self.watch else None,
         }
@@ -670,22 +766,30 @@ class Bench:
             return "?"
 
 
-def is_complete(plan: Plan, interrupted: bool = False) -> bool:
-    """Whether a run measured every figure the goals need: then it writes bench/results/latest.*."""
-    return not interrupted and set(REQUIRED_SCENARIOS) <= set(plan.only)
+def is_complete(plan: Plan, measured: Collection[str], interrupted: bool = False) -> bool:
+    """Whether a run measured every scenario: then it writes bench/results/latest.*."""
+    required = set(REQUIRED_SCENARIOS)
+    return not interrupted and required <= set(plan.only) and required <= set(measured)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def main(plan: Plan, results_dir: Path, profile: str | None = None) -> int:
-    """Run, write the report, print the table. A partial run (--only, or interrupted)
-    writes its report in its own run directory and leaves latest.* alone."""
+    """Run, write the report, print the table. A partial run (--only, a scenario that
+    failed, Ctrl-C or SIGTERM) writes its report in its own run directory and leaves
+    latest.* alone."""
     bench = Bench(plan, results_dir, profile)
     interrupted = False
+    # SIGTERM stops a run as Ctrl-C does: every process it started is stopped first.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         results = bench.run()
     except KeyboardInterrupt:
         interrupted = True
         results = bench._results(0.0)
-    complete = is_complete(plan, interrupted)
+    complete = is_complete(plan, results["scenarios"], interrupted)
     target = results_dir if complete else bench.run_dir
     table = report.write_all(results, target)
     print(table)

@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import psutil
 
+from bench.latency import delayed_endpoint, postgres_address
+
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 90
 STOP_GRACE_S = 30
@@ -78,7 +80,8 @@ def run_checked(args: list[str], env: dict[str, str], log: IO[str], timeout_s: f
 
 
 class Server:
-    """gunicorn -c reservo/gunicorn_conf.py reservo.wsgi:application, after migrate and collectstatic."""
+    """gunicorn -c reservo/gunicorn_conf.py reservo.wsgi:application, after migrate and
+    collectstatic, on the settings module `env` names (the benchmark's own)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
@@ -144,6 +147,48 @@ class Server:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+
+
+class DelayProxy:
+    """bench/latency.py in a process of its own, in front of the database of `database_url`."""
+
+    def __init__(self, database_url: str, delay_ms: float, log_path: Path) -> None:
+        self.target = postgres_address(database_url)
+        self.listen, self.url = delayed_endpoint(database_url, free_port())
+        self.delay_ms = delay_ms
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.latency",
+                    "--listen",
+                    self.listen,
+                    "--target",
+                    self.target,
+                    "--delay-ms",
+                    str(self.delay_ms),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+            )
+        assert self.process.stdout is not None
+        ready = self.process.stdout.readline()  # "ready", or nothing when it failed
+        if ready.strip() != b"ready":
+            self.stop()
+            raise RuntimeError(f"the delay proxy did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, grace_s=5)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
 
 
 class ProcessWatch:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import missing_tools, parse_args
-from bench.report import REFERENCE_SCENARIOS
+from bench.report import LATENCY_SCENARIOS, REFERENCE_SCENARIOS
 from bench.runner import ALL_SCENARIOS, is_complete
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,19 +43,17 @@ def test_missing_tools_names_what_cannot_be_imported(monkeypatch: pytest.MonkeyP
     assert missing_tools() == ["locust", "matplotlib"]
 
 
-def test_the_reference_views_are_measured_on_request_only() -> None:
+def test_every_run_measures_every_scenario_the_references_included() -> None:
     full, _results, _profile = parse_args([])
     quick, _results, _profile = parse_args(["--quick"])
-    assert (
-        full.only
-        == quick.only
-        == tuple(name for name in ALL_SCENARIOS if name not in REFERENCE_SCENARIOS)
-    )
-    with_references, _results, _profile = parse_args(["--references"])
-    assert with_references.only == ALL_SCENARIOS
-    hot_only, _results, _profile = parse_args(["--quick", "--only", "hot_book", "--references"])
-    assert hot_only.only == ("naive_book", "ceiling_book", "hot_book")
-    # Either run measures everything the goals need, so it writes latest.*.
-    assert is_complete(full) and is_complete(quick) and is_complete(with_references)
-    assert not is_complete(hot_only)
-    assert not is_complete(full, interrupted=True)
+    assert full.only == quick.only == ALL_SCENARIOS
+    assert set(REFERENCE_SCENARIOS) | set(LATENCY_SCENARIOS) <= set(quick.only)
+    assert quick.rounds == quick.latency_rounds == 1
+    with pytest.raises(SystemExit):
+        parse_args(["--references"])
+    hot_only, _results, _profile = parse_args(["--quick", "--only", "hot_book"])
+    # A run of every scenario writes latest.*; a partial, failed or interrupted one does not.
+    assert is_complete(full, ALL_SCENARIOS) and is_complete(quick, ALL_SCENARIOS)
+    assert not is_complete(hot_only, ["hot_book"])
+    assert not is_complete(quick, [name for name in ALL_SCENARIOS if name != "hot_book_1ms"])
+    assert not is_complete(full, ALL_SCENARIOS, interrupted=True)

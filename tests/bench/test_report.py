@@ -71,28 +71,36 @@ def test_ratios_and_goals() -> None:
     scenarios = {
         "floor_post": {"rps": 1000.0, "server_errors": 0},
         "floor_get": {"rps": 2000.0, "server_errors": 0},
-        "raw_sql_hot": {"rps": 800.0, "server_errors": 0},
-        "hot_book": {"rps": 400.0, "p99_ms": 150.0, "oversold": 0, "server_errors": 0},
+        "pgbench_book": {"rps": 1600.0, "server_errors": 0},
+        "naive_book": {"rps": 500.0, "oversold": 1, "server_errors": 0},
+        "bare_book": {"rps": 440.0, "oversold": 0, "server_errors": 0},
+        "hot_book": {"rps": 400.0, "p99_ms": 350.0, "oversold": 0, "server_errors": 0},
+        "spread_book": {"rps": 420.0, "oversold": 0, "server_errors": 0},
         "availability_get": {"rps": 1500.0, "server_errors": 2},
     }
     ratios = report.ratios(scenarios)
-    assert ratios["hot_vs_raw"] == 0.5
-    assert ratios["hot_vs_floor"] == 0.4
-    assert ratios["availability_vs_floor"] == 0.75
-    assert ratios["spread_vs_floor"] is None
-    assert ratios["growth_vs_hot"] is None
+    assert ratios == {
+        "hot_vs_naive": 0.8,
+        "bare_vs_naive": 0.88,
+        "spread_vs_hot": 1.05,
+        "availability_vs_floor": 0.75,
+        "growth_vs_hot": None,
+    }
     goals = report.targets({"scenarios": scenarios, "ratios": ratios, "worker_rss_mb_max": 90.0})
-    assert goals["hot_vs_raw"]["met"] is True
-    assert goals["spread_vs_floor"]["met"] is None
-    assert goals["hot_book_p99_ms"]["met"] is False
-    assert goals["oversold"] == {"target": "0", "value": 0, "met": True}
+    assert goals["hot_vs_naive"] == {"target": ">= 0.8", "value": 0.8, "met": True}
+    assert goals["bare_vs_naive"]["met"] is False
+    assert goals["spread_vs_hot"]["met"] is True
+    assert goals["growth_vs_hot"]["met"] is None
+    assert goals["hot_book_p99_ms"] == {"target": "<= 300", "value": 350.0, "met": False}
+    # A reference view that oversold counts as well.
+    assert goals["oversold"] == {"target": "0", "value": 1, "met": False}
     assert goals["5xx"]["value"] == 2
     assert goals["5xx"]["met"] is False
     assert goals["worker_rss_mb_max"]["met"] is True
 
 
 def test_markdown_table_lists_every_scenario_and_goal() -> None:
-    results = {
+    results: dict[str, Any] = {
         "scenarios": {
             "hot_book": {
                 "rps": 412.3,
@@ -122,9 +130,10 @@ def test_markdown_table_lists_every_scenario_and_goal() -> None:
         "| hot_book | 412.3 | 352 / 1,430 / 454 | 120.0 | 180.5 | 210.0 | 4000 | 503: 2 | 0 "
         "| 1.20 | 0.30 | 0.40 |" in table
     )
-    hot_vs_floor = next(line for line in lines if line.startswith("| hot_vs_floor"))
-    assert hot_vs_floor.startswith("| hot_vs_floor | >= 0.4 | 0.2")
-    assert hot_vs_floor.endswith("| **no** |")
+    spread_vs_hot = next(line for line in lines if line.startswith("| spread_vs_hot"))
+    assert spread_vs_hot == "| spread_vs_hot | >= 1.0 | - | - |"
+    p99 = next(line for line in lines if line.startswith("| hot_book_p99_ms"))
+    assert p99 == "| hot_book_p99_ms | <= 300 | 210.0 | yes |"
     assert "2 cores" in table
 
 
@@ -138,14 +147,14 @@ def test_markdown_gives_each_scenarios_cpu_per_request() -> None:
                 "generator_cpu_cores": 0.26,
                 "machine_busy_cores": 1.8,
             },
-            "raw_sql_hot": {"rps": 1600.0, "database_cpu_cores": 1.0, "machine_busy_cores": 1.2},
+            "pgbench_book": {"rps": 1600.0, "database_cpu_cores": 1.0, "machine_busy_cores": 1.2},
         },
     }
     lines = report.markdown(results).splitlines()
     header = lines.index("| scenario | app | database | load gen | machine |")
     rows = lines[header:]
     assert "| hot_book | 2.10 | 0.75 | 0.65 | 4.50 |" in rows
-    assert "| raw_sql_hot | - | 0.62 | - | 0.75 |" in rows
+    assert "| pgbench_book | - | 0.62 | - | 0.75 |" in rows
 
 
 def test_profile_summary_attributes_time_to_frames_and_areas(tmp_path: Path) -> None:
@@ -161,32 +170,46 @@ def test_profile_summary_attributes_time_to_frames_and_areas(tmp_path: Path) -> 
     assert "100.0%  run (gunicorn/workers/sync.py:10)" in text
 
 
-def test_reference_ratios_place_hot_book_between_the_reference_views(
+def test_report_gives_the_delayed_ratios_and_the_round_trips_under_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scenarios = {
-        "naive_book": {"rps": 400.0},
-        "ceiling_book": {"rps": 625.0},
+        "naive_book": {"rps": 600.0},
         "hot_book": {"rps": 500.0},
-    }
-    assert report.ratios(scenarios, report.REFERENCE_RATIOS) == {
-        "hot_vs_naive": 1.25,
-        "hot_vs_ceiling": 0.8,
+        "naive_book_1ms": {"rps": 200.0},
+        "bare_book_1ms": {"rps": 150.0},
+        "hot_book_1ms": {"rps": 100.0},
     }
     # A refusal for sold out is expected of a reference view too; anything else is an error.
     summary = report.summarize(
-        "naive_book", [RoundFigures.of(_samples(3, "201") + _samples(2, "409:sold_out"))]
+        "naive_book_1ms", [RoundFigures.of(_samples(3, "201") + _samples(2, "409:sold_out"))]
     )
     assert summary["errors"] == {}
-    results: dict[str, Any] = {"scenarios": scenarios}
+    results: dict[str, Any] = {
+        "scenarios": scenarios,
+        "notes": {
+            "db_latency": {
+                "delay_ms_each_way": 1.0,
+                "round_trip_ms_direct": 0.05,
+                "round_trip_ms_proxied": 2.31,
+            }
+        },
+        "lock_round_trips": {
+            "naive_book": {"lock_round_trips": 2},
+            "bare_book": {"lock_round_trips": 4},
+            "hot_book": {"lock_round_trips": None, "error": "RuntimeError"},
+        },
+    }
     monkeypatch.setattr(report, "plot", lambda _results, path: path.touch())  # no matplotlib
     table = report.write_all(results, tmp_path)
-    assert results["reference_ratios"] == {"hot_vs_naive": 1.25, "hot_vs_ceiling": 0.8}
-    assert "hot_book served 1.25x the naive view's bookings and 0.80x the ceiling's" in table
-    assert "hot_vs_naive" not in results["targets"]
+    assert results["latency_ratios"] == {"hot_vs_naive_1ms": 0.5, "bare_vs_naive_1ms": 0.75}
+    assert results["ratios"]["hot_vs_naive"] == 0.833
+    assert "hot_vs_naive_1ms" not in results["targets"]
+    assert (
+        "With 1.00 ms added each way between the app and PostgreSQL (a `SELECT 1` round trip: "
+        "0.05 ms direct, 2.31 ms through the delay): hot_vs_naive_1ms 0.50, "
+        "bare_vs_naive_1ms 0.75 (no goal)." in table
+    )
+    assert "(one booking, counted in this run): naive_book 2, bare_book 4." in table
     names = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")]
-    assert names.index("| naive_book") < names.index("| ceiling_book") < names.index("| hot_book")
-    # With one reference view measured, the sentence names that one only.
-    del scenarios["ceiling_book"]
-    table = report.write_all(results, tmp_path)
-    assert "hot_book served 1.25x the naive view's bookings." in table
+    assert names.index("| naive_book") < names.index("| hot_book") < names.index("| hot_book_1ms")
