@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -26,7 +27,14 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from bookings.models import ApiClient, ApiScope
-from reservo.errors import NotFound, ValidationFailed
+from reservo.errors import (
+    SQLSTATE_READ_ONLY_TRANSACTION,
+    NotFound,
+    ValidationFailed,
+    sqlstate_of,
+)
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "rsv"
 KEY_HEADER_KEYWORD = "Api-Key"
@@ -140,9 +148,17 @@ def _touch(client: ApiClient) -> None:
         and timezone.now() - client.last_used_at < LAST_USED_RESOLUTION
     ):
         return
-    ApiClient.objects.filter(pk=client.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lt=Now() - LAST_USED_RESOLUTION)
-    ).update(last_used_at=Now())
+    try:
+        ApiClient.objects.filter(pk=client.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=Now() - LAST_USED_RESOLUTION)
+        ).update(last_used_at=Now())
+    except DatabaseError as exc:
+        # A read-only database (a standby after a failover) still serves reads: the
+        # record of use waits for a writable one.
+        if sqlstate_of(exc) != SQLSTATE_READ_ONLY_TRANSACTION:
+            raise
+        logger.info("API client %s: last use not recorded (read-only database)", client.pk)
+        return
     client.last_used_at = timezone.now()
 
 

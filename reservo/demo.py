@@ -6,9 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# How long the server may take to answer its first request before the demo gives up.
+STARTUP_SECONDS = 60
 DEMO_USER, DEMO_PASSWORD = "staff", "reservo-demo"
 
 
@@ -58,6 +62,13 @@ def main() -> int:
         processes.append(subprocess.Popen([python, "manage.py", "run_worker"], cwd=BASE_DIR))
 
     base = f"http://{host}:{port}"
+    if not _answers(f"{base}/healthz", processes[0]):
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+        subprocess.run([python, "-m", "reservo.embedded", "stop"], cwd=BASE_DIR, check=False)
+        print("Reservo did not start; see the lines above.", file=sys.stderr)
+        return 1
     print(
         f"\nReservo is running.\n"
         f"  Booking pages:  {base}/\n"
@@ -68,7 +79,10 @@ def main() -> int:
         flush=True,
     )
 
+    stopping: list[int] = []
+
     def stop(signum: int, frame: object) -> None:
+        stopping.append(signum)
         for process in processes:
             process.send_signal(signal.SIGTERM)
 
@@ -78,7 +92,20 @@ def main() -> int:
     for process in processes:
         status = status or process.wait()
     subprocess.run([python, "-m", "reservo.embedded", "stop"], cwd=BASE_DIR, check=False)
-    return status
+    # Asked to stop (Ctrl-C, SIGTERM): a clean end, whatever each process said on its way out.
+    return 0 if stopping else status
+
+
+def _answers(url: str, server: subprocess.Popen[bytes]) -> bool:
+    """Whether the server answers `url` within a minute (False as soon as it exits)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                return bool(response.status == 200)
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 if __name__ == "__main__":

@@ -91,6 +91,9 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("RESERVO_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("RESERVO_LOGIN_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Its start-up banner would be printed by every process (each gunicorn worker, the worker,
+# every manage.py command); the lockout settings are in the README instead.
+AXES_VERBOSE = False
 AXES_RESET_ON_SUCCESS = True
 AXES_HANDLER = "settings_app.auth.LoginFailureHandler"
 AXES_CLIENT_IP_CALLABLE = "reservo.addresses.client_address"

@@ -17,9 +17,11 @@ from django.db import DatabaseError, InternalError, OperationalError, connection
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 
+from bookings.models import ApiClient
 from reservo import error_pages
 from reservo.errors import Busy, Unavailable, database_error_to_domain
 from tests.api.conftest import Api
+from tests.api.test_api_keys import forget_known_keys
 from tests.chaos.entry_points import (
     RESERVATIONS,
     api_503,
@@ -153,6 +155,19 @@ def test_read_only_database_refuses_api_writes_and_keeps_serving_reads(book_api:
         assert read().json()["available"] == 5
     nothing_booked(resource)
     assert book().status_code == 201
+
+
+def test_a_key_not_used_for_a_while_still_reads_from_a_read_only_database(
+    book_api: Api,
+) -> None:
+    """Its use would be recorded (a write): on a standby that waits, and the read is served."""
+    resource = ResourceFactory(capacity=5)
+    read = api_read(book_api, resource)
+    ApiClient.objects.update(last_used_at=None)
+    forget_known_keys()
+    with read_only_database():
+        assert read().json()["available"] == 5
+    assert ApiClient.objects.get().last_used_at is None
 
 
 def test_read_only_database_refuses_page_writes_and_keeps_serving_pages(
