@@ -29,19 +29,27 @@ STATEMENT_SHOWN_CHARS = 160
 
 def lock_round_trips(statements: Sequence[str]) -> dict[str, Any]:
     """The round trips the first resource row lock in `statements` is held for (None when
-    no statement takes it, or no COMMIT follows), and the statements sent under it."""
+    no statement takes it, or no COMMIT follows), the statements sent under it, and how
+    many statements there were in all."""
+    unknown: dict[str, Any] = {
+        "lock_round_trips": None,
+        "under_lock": [],
+        "statements": len(statements),
+    }
     lock = next((i for i, sql in enumerate(statements) if RESOURCE_LOCK.search(sql)), None)
     if lock is None:
-        return {"lock_round_trips": None, "under_lock": []}
+        return unknown
     commit = next(
         (i for i in range(lock + 1, len(statements)) if COMMIT.match(statements[i])), None
     )
     if commit is None:
-        return {"lock_round_trips": None, "under_lock": []}
+        return unknown
     between = statements[lock + 1 : commit]
     return {
         "lock_round_trips": len(between) + 1,
         "under_lock": [_shown(sql) for sql in (statements[lock], *between, statements[commit])],
+        # Every statement of the request, BEGIN and COMMIT included.
+        "statements": len(statements),
     }
 
 

@@ -167,6 +167,7 @@ def test_round_trips_under_the_lock_count_from_the_locking_statement_to_the_comm
     ]
     counted = lock_round_trips(statements)
     assert counted["lock_round_trips"] == 3
+    assert counted["statements"] == 6
     assert [sql.split()[0] for sql in counted["under_lock"]] == [
         "SELECT",
         "INSERT",
