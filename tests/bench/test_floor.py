@@ -37,7 +37,8 @@ def _is_bench(name: str) -> bool:
 
 
 def _bench_references(tree: ast.AST) -> list[str]:
-    """Imports of the bench package, and dotted names into it (as `include()` takes)."""
+    """Imports of the bench package, and dotted names into it (as `include()` or a
+    settings module's name take)."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -45,7 +46,7 @@ def _bench_references(tree: ast.AST) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             found += [node.module] if node.module and _is_bench(node.module) else []
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            found += [node.value] if _is_bench(node.value) else []
+            found += [node.value] if node.value.startswith("bench.") else []
     return found
 
 
