@@ -30,6 +30,7 @@ from resources.selectors import (
     resources_with_availability,
 )
 from resources.services import (
+    UPDATABLE_FIELDS,
     SeatSpec,
     resource_add_seats,
     resource_close_sales,
@@ -38,19 +39,6 @@ from resources.services import (
     seat_specs_from_labels,
     seat_specs_from_rows,
 )
-
-EDITABLE_FIELDS = [
-    "name",
-    "description",
-    "venue",
-    "capacity",
-    "state",
-    "starts_at",
-    "ends_at",
-    "max_per_booking",
-    "sales_open_at",
-    "sales_close_at",
-]
 
 
 def staff_actor(request: HttpRequest) -> Actor:
@@ -99,7 +87,7 @@ class ResourceForm(forms.ModelForm):
 
     class Meta:
         model = Resource
-        fields = ["name", "slug", "kind", *EDITABLE_FIELDS[1:]]
+        fields = ["name", "slug", "kind", *UPDATABLE_FIELDS[1:]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -170,7 +158,7 @@ class ResourceForm(forms.ModelForm):
                 venue=data.get("venue") or "",
             )
         changes = {
-            field: data.get(field) for field in self.changed_data if field in EDITABLE_FIELDS
+            field: data.get(field) for field in self.changed_data if field in UPDATABLE_FIELDS
         }
         if "capacity" in changes and changes["capacity"] is None:
             raise ValidationFailed({"capacity": [gettext("Capacity must be at least 1.")]})

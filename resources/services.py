@@ -157,25 +157,24 @@ def resource_create(
     return resource
 
 
-UPDATABLE_FIELDS = frozenset(
-    {
-        "name",
-        "description",
-        "venue",
-        "capacity",
-        "state",
-        "starts_at",
-        "ends_at",
-        "max_per_booking",
-        "sales_open_at",
-        "sales_close_at",
-    }
+# In the order forms show them.
+UPDATABLE_FIELDS = (
+    "name",
+    "description",
+    "venue",
+    "capacity",
+    "state",
+    "starts_at",
+    "ends_at",
+    "max_per_booking",
+    "sales_open_at",
+    "sales_close_at",
 )
 
 
 def resource_update(*, resource_id: int, **changes: Any) -> Resource:
     """Change a resource under its row lock; capacity never drops below held + confirmed."""
-    unknown = set(changes) - UPDATABLE_FIELDS
+    unknown = set(changes).difference(UPDATABLE_FIELDS)
     if unknown:
         raise ValidationFailed({field: [_("This field cannot be changed.")] for field in unknown})
 

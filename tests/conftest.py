@@ -231,3 +231,24 @@ def resource_row_locked(resource_id: int) -> Iterator[psycopg.Connection]:
             yield blocker
         finally:
             blocker.rollback()
+
+
+def outbox_email(reservation: Any, event_type: str) -> Any:
+    """The email the worker would send for the reservation's outbox row of `event_type`,
+    rendered without sending it."""
+    from bookings.models import OutboxMessage
+    from bookings.notifications import OutboundMessage, email_message
+
+    row = OutboxMessage.objects.get(reservation=reservation, event_type=event_type, channel="email")
+    return email_message(
+        OutboundMessage(
+            id=row.pk,
+            event_id=row.event_id,
+            event_type=row.event_type,
+            channel=row.channel,
+            target=row.target,
+            payload=row.payload,
+            attempts=row.attempts,
+            created_at=row.created_at,
+        )
+    )

@@ -16,8 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import OutboxMessage, Reservation, ReservationEvent
-from bookings.notifications import OutboundMessage, email_message
+from bookings.models import Reservation, ReservationEvent
 from bookings.services import (
     Actor,
     check_in_code,
@@ -27,6 +26,7 @@ from bookings.services import (
 )
 from bookings.services.checkin import CHECKED_IN_NOTE
 from settings_app.permissions import booking_clerk_group_ensure
+from tests.conftest import outbox_email
 from tests.factories import ResourceFactory, SeatedResourceFactory
 from tests.web.conftest import form_token
 from tests.web.test_csp import assert_policy_compliant
@@ -313,21 +313,7 @@ class _QrTable(HTMLParser):
 
 
 def confirmation_email(reservation: Reservation) -> Any:
-    row = OutboxMessage.objects.get(
-        reservation=reservation, event_type="reservation.confirmed", channel="email"
-    )
-    return email_message(
-        OutboundMessage(
-            id=row.pk,
-            event_id=row.event_id,
-            event_type=row.event_type,
-            channel=row.channel,
-            target=row.target,
-            payload=row.payload,
-            attempts=row.attempts,
-            created_at=row.created_at,
-        )
-    )
+    return outbox_email(reservation, "reservation.confirmed")
 
 
 @pytest.mark.django_db
@@ -350,21 +336,7 @@ def test_the_confirmation_email_draws_the_check_in_code() -> None:
 def test_other_emails_carry_no_code() -> None:
     reservation = booked(customer_email="ada@example.com")
     reservation_cancel(reservation_id=reservation.pk, actor=CUSTOMER)
-    row = OutboxMessage.objects.get(
-        reservation=reservation, event_type="reservation.cancelled", channel="email"
-    )
-    html = email_message(
-        OutboundMessage(
-            id=row.pk,
-            event_id=row.event_id,
-            event_type=row.event_type,
-            channel=row.channel,
-            target=row.target,
-            payload=row.payload,
-            attempts=row.attempts,
-            created_at=row.created_at,
-        )
-    ).alternatives[0][0]
+    html = outbox_email(reservation, "reservation.cancelled").alternatives[0][0]
     assert "Check-in code" not in html and "QR code" not in html
 
 

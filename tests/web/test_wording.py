@@ -12,11 +12,11 @@ from django.db.models.functions import Now
 from django.test import Client
 from django.urls import reverse
 
-from bookings.models import OutboxMessage, Reservation
-from bookings.notifications import OutboundMessage, email_message
+from bookings.models import Reservation
 from bookings.services import Actor, reservation_book, reservation_cancel
 from resources.models import ResourceState
 from settings_app.models import SystemSettings
+from tests.conftest import outbox_email
 from tests.factories import ResourceFactory
 from tests.web.conftest import form_token
 
@@ -50,20 +50,7 @@ def cancellation_email(actor: Actor) -> str:
         resource_id=resource.pk, quantity=1, actor=CUSTOMER, customer_email="ada@example.com"
     )
     reservation_cancel(reservation_id=booking.reservation.pk, actor=actor)
-    row = OutboxMessage.objects.get(
-        reservation=booking.reservation, event_type="reservation.cancelled", channel="email"
-    )
-    message = OutboundMessage(
-        id=row.pk,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        channel=row.channel,
-        target=row.target,
-        payload=row.payload,
-        attempts=row.attempts,
-        created_at=row.created_at,
-    )
-    return str(email_message(message).body)
+    return str(outbox_email(booking.reservation, "reservation.cancelled").body)
 
 
 @pytest.mark.django_db
