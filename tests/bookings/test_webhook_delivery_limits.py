@@ -259,8 +259,12 @@ def test_an_endpoint_never_takes_two_threads(
     book(client)
 
     def first_delivery_ended() -> bool:
-        assert drip.connections == 1  # sampled before the check below: the first still ran
-        return DeliveryAttempt.objects.exists()
+        # Sampled before the attempt is looked for: a second connection seen here was opened
+        # after the first delivery had been recorded, or it is one too many.
+        connections_seen = drip.connections
+        ended = DeliveryAttempt.objects.exists()
+        assert ended or connections_seen == 1
+        return ended
 
     wait_for(first_delivery_ended, timeout=deadline + MARGIN_S, what="the first to end")
 
