@@ -76,6 +76,15 @@ class Reservation(models.Model):
     expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
     customer_name = models.CharField(_("customer name"), max_length=200, blank=True, default="")
     customer_email = models.EmailField(_("customer email"), blank=True, default="")
+    customer_phone = models.CharField(
+        _("customer phone"), max_length=40, blank=True, default="", db_default=""
+    )
+    # Staff's own words about the booking (taken on the phone, a wheelchair place, ...).
+    note = models.TextField(_("note"), blank=True, default="", db_default="")
+    # The language the customer booked in: their emails are written in it.
+    language = models.CharField(_("language"), max_length=8, blank=True, default="", db_default="")
+    # A block: seats the house holds back, with no expiry, counted like any hold.
+    blocked = models.BooleanField(_("blocked"), default=False, db_default=False)
     api_client = models.ForeignKey(
         ApiClient,
         on_delete=models.PROTECT,
@@ -102,8 +111,13 @@ class Reservation(models.Model):
                 condition=Q(status__in=ReservationStatus.values), name="reservation_status_valid"
             ),
             models.CheckConstraint(
-                condition=~Q(status="held") | Q(hold_expires_at__isnull=False),
+                condition=~Q(status="held") | Q(hold_expires_at__isnull=False) | Q(blocked=True),
                 name="reservation_hold_has_expiry",
+            ),
+            # A block is held until the house releases it (cancelled); it is never sold.
+            models.CheckConstraint(
+                condition=Q(blocked=False) | Q(status__in=["held", "cancelled"]),
+                name="reservation_block_is_held_or_released",
             ),
             models.CheckConstraint(
                 condition=~Q(status="confirmed") | Q(confirmed_at__isnull=False),
@@ -186,6 +200,8 @@ class ReservationEvent(models.Model):
     occurred_at = models.DateTimeField(db_default=Now(), editable=False)
     # What happened without a change of status (a check-in: "checked in").
     note = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # Why staff did it, in their words (a cancellation's reason is also in the email).
+    reason = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["occurred_at", "id"]
