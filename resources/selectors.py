@@ -199,7 +199,8 @@ def resource_represented(
 
 
 def seat_map(resource_id: int) -> list[dict[str, Any]]:
-    """Every seat of a resource with its status: available, held (unexpired hold) or booked."""
+    """Every seat of a resource with its status: available, held (an unexpired hold or a
+    house block) or booked."""
     return _cached("seatmap", resource_id, lambda: _seat_map_from_db(resource_id)) or []
 
 
@@ -211,7 +212,7 @@ def _seat_map_from_db(resource_id: int) -> tuple[list[dict[str, Any]], datetime 
           FROM bookings_reservationseat rs
           JOIN bookings_reservation r ON r.id = rs.reservation_id
          WHERE rs.seat_id = resources_seat.id AND rs.active
-           AND (r.status = 'confirmed' OR r.hold_expires_at > clock_timestamp())
+           AND (r.status = 'confirmed' OR r.blocked OR r.hold_expires_at > clock_timestamp())
          LIMIT 1
     """
     statuses = [

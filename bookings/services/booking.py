@@ -60,10 +60,18 @@ def reservation_book(
     hold: bool = False,
     customer_name: str = "",
     customer_email: str = "",
+    customer_phone: str = "",
+    note: str = "",
+    language: str = "",
     api_client: ApiClient | None = None,
+    block: bool = False,
 ) -> Booking:
-    """Book places by quantity or by seats, as a hold or confirmed at once. All or nothing."""
+    """Book places by quantity or by seats, as a hold or confirmed at once. All or nothing.
+
+    `block` (staff only) holds the places for the house with no expiry, whatever the
+    resource's state (unless cancelled), sales window or per-booking limit."""
     _validate_request(quantity, seat_ids)
+    assert not block or actor.kind == "staff", "only staff block places"
     seats = sorted(seat_ids) if seat_ids is not None else None
     wanted = len(seats) if seats is not None else quantity
     assert wanted is not None  # a booking names seats or a quantity (_validate_request)
@@ -72,11 +80,14 @@ def reservation_book(
     def book() -> Reservation | ReservoError:
         resource = lock_resource(resource_id)
         rules = rules_under_lock(actor)
-        if resource.state != ResourceState.OPEN:
+        if resource.state != ResourceState.OPEN and not (
+            block and resource.state != ResourceState.CANCELLED
+        ):
             raise ResourceNotBookable(
                 _("'%(name)s' is not open for booking.") % {"name": resource.name}
             )
-        _ensure_on_sale(resource, rules.now)
+        if not block:
+            _ensure_on_sale(resource, rules.now)
         if (seats is not None) != (resource.kind == ResourceKind.SEATED):
             if seats is not None:
                 raise ValidationFailed(
@@ -84,7 +95,7 @@ def reservation_book(
                 )
             raise ValidationFailed({"quantity": [_("This resource is seated; choose seats.")]})
         limit = resource.max_per_booking or rules.default_max_per_booking
-        if wanted > limit:
+        if wanted > limit and not block:
             raise LimitExceeded(
                 _("At most %(limit)d places per booking.") % {"limit": limit}, limit=limit
             )
@@ -105,12 +116,16 @@ def reservation_book(
             reference=new_reference(),
             resource=resource,
             quantity=wanted,
-            status=ReservationStatus.HELD if hold else ReservationStatus.CONFIRMED,
+            status=ReservationStatus.HELD if hold or block else ReservationStatus.CONFIRMED,
             created_at=rules.now,
-            hold_expires_at=rules.now + rules.hold_ttl if hold else None,
-            confirmed_at=None if hold else rules.now,
+            hold_expires_at=rules.now + rules.hold_ttl if hold and not block else None,
+            confirmed_at=None if hold or block else rules.now,
             customer_name=customer_name,
             customer_email=customer_email,
+            customer_phone=customer_phone,
+            note=note,
+            language=language,
+            blocked=block,
             api_client=api_client,
             manage_token_hash=manage_token_hash(token),
         )

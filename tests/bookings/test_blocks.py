@@ -1,0 +1,96 @@
+"""House blocks: places staff hold back with no expiry, counted like any hold."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bookings.models import Reservation, ReservationStatus
+from bookings.services import Actor, reservation_book, reservation_cancel, reservations_expire_due
+from reservo.errors import ResourceNotBookable, SoldOut
+from resources.models import ResourceState
+from resources.selectors import seat_map
+from tests.conftest import CUSTOMER
+from tests.factories import ResourceFactory, SeatedResourceFactory
+
+pytestmark = pytest.mark.django_db
+
+STAFF = Actor("staff", "sam")
+
+
+def test_a_block_is_held_with_no_expiry_and_counts_against_capacity() -> None:
+    resource = ResourceFactory(capacity=3)
+    block = reservation_book(resource_id=resource.pk, actor=STAFF, quantity=2, block=True)
+    reservation = Reservation.objects.get(pk=block.reservation.pk)
+    assert (reservation.status, reservation.blocked, reservation.hold_expires_at) == (
+        ReservationStatus.HELD,
+        True,
+        None,
+    )
+    resource.refresh_from_db()
+    assert (resource.held, resource.confirmed) == (2, 0)
+    with pytest.raises(SoldOut):
+        reservation_book(resource_id=resource.pk, actor=CUSTOMER, quantity=2)
+
+
+def test_a_block_never_expires_and_is_released_by_cancelling_it() -> None:
+    resource = ResourceFactory(capacity=3)
+    block = reservation_book(resource_id=resource.pk, actor=STAFF, quantity=3, block=True)
+    assert reservations_expire_due() == 0
+    reservation_cancel(reservation_id=block.reservation.pk, actor=STAFF)
+    resource.refresh_from_db()
+    assert (resource.held, resource.confirmed) == (0, 0)
+    reservation_book(resource_id=resource.pk, actor=CUSTOMER, quantity=3)
+
+
+@pytest.mark.parametrize("state", [ResourceState.DRAFT, ResourceState.CLOSED])
+def test_staff_block_places_before_sales_open_and_after_they_close(state: str) -> None:
+    resource = ResourceFactory(
+        capacity=3, state=state, sales_open_at=timezone.now() + timedelta(days=1), max_per_booking=1
+    )
+    block = reservation_book(resource_id=resource.pk, actor=STAFF, quantity=2, block=True)
+    assert block.reservation.blocked
+
+
+def test_a_cancelled_event_takes_no_block() -> None:
+    resource = ResourceFactory(state=ResourceState.CANCELLED)
+    with pytest.raises(ResourceNotBookable):
+        reservation_book(resource_id=resource.pk, actor=STAFF, quantity=1, block=True)
+
+
+def test_blocked_seats_show_as_taken_on_the_seat_map() -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=3)
+    seats = list(resource.seats.order_by("number").values_list("pk", flat=True))
+    reservation_book(resource_id=resource.pk, actor=STAFF, seat_ids=seats[:2], block=True)
+    assert [seat["status"] for seat in seat_map(resource.pk)] == ["held", "held", "available"]
+
+
+def test_the_database_keeps_a_block_held_or_released() -> None:
+    resource = ResourceFactory(capacity=3)
+    block = reservation_book(resource_id=resource.pk, actor=STAFF, quantity=1, block=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Reservation.objects.filter(pk=block.reservation.pk).update(
+            status=ReservationStatus.CONFIRMED, confirmed_at=timezone.now()
+        )
+
+
+def test_a_booking_keeps_the_phone_note_and_language_it_was_taken_with() -> None:
+    resource = ResourceFactory()
+    booking = reservation_book(
+        resource_id=resource.pk,
+        actor=STAFF,
+        quantity=1,
+        customer_name="Ada",
+        customer_phone="+33 1 23 45 67 89",
+        note="Wheelchair place",
+        language="fr",
+    )
+    reservation = Reservation.objects.get(pk=booking.reservation.pk)
+    assert (reservation.customer_phone, reservation.note, reservation.language) == (
+        "+33 1 23 45 67 89",
+        "Wheelchair place",
+        "fr",
+    )
