@@ -222,7 +222,10 @@ def set_status(
 def expire_due_holds(resource: Resource, rules: Rules, actor: Actor) -> list[Reservation]:
     """Expire the locked resource's holds that are due by the database clock (`Rules`);
     returns them. Every write to a resource's reservations locks the resource first,
-    so no other transaction is changing these rows."""
+    so no other transaction is changing these rows. The locked row's counters say
+    whether it has any hold at all; with none, nothing is read."""
+    if resource.held == 0:
+        return []
     due = list(
         Reservation.objects.filter(
             resource_id=resource.pk,

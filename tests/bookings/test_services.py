@@ -341,7 +341,12 @@ class TestHotPath:
     def test_booking_query_count_is_pinned(self, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
         resource = ResourceFactory(capacity=10)
         # Nested in the test's transaction: savepoint, timeouts, resource lock, rules and
-        # clock, due holds, reservation, history row, release. No recipient: no outbox row.
+        # clock, reservation, history row, release. No recipient: no outbox row. No hold
+        # on the resource: no read of due holds.
+        with django_assert_num_queries(7):
+            reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
+        # With a hold on it, the due holds are read as well.
+        reservation_book(resource_id=resource.pk, quantity=1, hold=True, actor=CUSTOMER)
         with django_assert_num_queries(8):
             reservation_book(resource_id=resource.pk, quantity=1, actor=CUSTOMER)
 
