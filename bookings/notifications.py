@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,12 +74,21 @@ def _timestamp(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def webhook_endpoints_active(client_ids: Collection[int]) -> list[WebhookEndpoint]:
+    """The active webhook endpoints of these API clients."""
+    if not client_ids:
+        return []
+    return list(WebhookEndpoint.objects.filter(api_client_id__in=client_ids, active=True))
+
+
 def outbox_enqueue(
     reservations: Sequence[Reservation],
     *,
     resource: Resource,
     changed_by: str = "",
     manage_token: str | None = None,
+    endpoints: Sequence[WebhookEndpoint] | None = None,
+    reason: str = "",
 ) -> None:
     """Write the outbox rows telling the reservations' current status (same transaction):
     an email to each customer with an address, a POST to each of the API client's active
@@ -88,7 +97,9 @@ def outbox_enqueue(
     `reservations` are rows of `resource` as this transaction wrote them. `changed_by`,
     the kind of actor who made the change (customer, api, staff, system), tells the
     customer who cancelled. `manage_token` (plain text, known only at booking time) goes
-    into the customer's email row.
+    into the customer's email row. `endpoints`, the clients' active webhook endpoints if
+    the caller read them already (`webhook_endpoints_active`), saves reading them here.
+    `reason`, staff's words on the change, goes into the customer's email row.
     """
     emailed = [r for r in reservations if r.customer_email and r.status in EMAILED]
     client_ids = {r.api_client_id for r in reservations if r.api_client_id is not None}
@@ -102,11 +113,8 @@ def outbox_enqueue(
             .values_list("reservation_id", "seat_id", "seat__label")
         ):
             seats[reservation_id].append((seat_id, label))
-    endpoints = (
-        list(WebhookEndpoint.objects.filter(api_client_id__in=client_ids, active=True))
-        if client_ids
-        else []
-    )
+    if endpoints is None:
+        endpoints = webhook_endpoints_active(client_ids)
     messages = []
     for reservation in reservations:
         event_type = f"reservation.{reservation.status}"
@@ -137,6 +145,8 @@ def outbox_enqueue(
             }
             if manage_token is not None:
                 payload["manage_token"] = manage_token
+            if reason:
+                payload["reason"] = reason
             messages.append(
                 OutboxMessage(
                     reservation=reservation,
@@ -394,6 +404,7 @@ def email_message(message: OutboundMessage) -> EmailMultiAlternatives:
         "hold_expires_at": _parse_time(reservation.get("hold_expires_at")),
         "manage_url": manage_url(reservation["reference"], token) if token else None,
         "changed_by": message.payload.get("changed_by", ""),
+        "reason": message.payload.get("reason", ""),
     }
     template = message.event_type.removeprefix("reservation.")
     with translation.override(settings.LANGUAGE_CODE):

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from bookings.locking import in_booking_transaction
 from bookings.models import ApiClient, Reservation, ReservationSeat, ReservationStatus
+from bookings.notifications import webhook_endpoints_active
 from bookings.services.common import (
     REFERENCE_ATTEMPTS,
     Actor,
@@ -76,6 +77,8 @@ def reservation_book(
     wanted = len(seats) if seats is not None else quantity
     assert wanted is not None  # a booking names seats or a quantity (_validate_request)
     token = secrets.token_urlsafe(24)
+    # They depend on the client alone: read before the resource is locked, not under it.
+    endpoints = webhook_endpoints_active([api_client.pk] if api_client is not None else [])
 
     def book() -> Reservation | ReservoError:
         resource = lock_resource(resource_id)
@@ -103,7 +106,7 @@ def reservation_book(
         available = resource.available + sum(hold.quantity for hold in expired)
         try:
             if seats is not None:
-                _lock_free_seats(resource_id, seats)
+                lock_free_seats(resource_id, seats)
             if wanted > available:
                 raise _sold_out(resource.name, available)
         except ReservoError as refusal:
@@ -135,7 +138,7 @@ def reservation_book(
                 for seat_id in seats
             )
         reservation.seat_ids = seats or []  # type: ignore[attr-defined]
-        record([reservation], "", actor, resource=resource, manage_token=token)
+        record([reservation], "", actor, resource=resource, manage_token=token, endpoints=endpoints)
         return reservation
 
     constraint_errors: dict[str, Callable[[], ReservoError]] = {
@@ -144,7 +147,7 @@ def reservation_book(
             None, resource_available_now(resource_id)
         ),
         "reservation_seat_active_unique": lambda: SeatsUnavailable(
-            _("Some of these seats were just taken."), seats=_taken_seats(seats or [])
+            _("Some of these seats were just taken."), seats=taken_seats(seats or [])
         ),
         "reservation_reference_unique": ReferenceTaken,
     }
@@ -188,7 +191,7 @@ def _sold_out(resource_name: str | None, available: int) -> SoldOut:
     return SoldOut(detail, available=available)
 
 
-def _taken_seats(seat_ids: Sequence[int]) -> list[int]:
+def taken_seats(seat_ids: Sequence[int]) -> list[int]:
     return sorted(
         ReservationSeat.objects.filter(seat_id__in=seat_ids, active=True).values_list(
             "seat_id", flat=True
@@ -196,7 +199,7 @@ def _taken_seats(seat_ids: Sequence[int]) -> list[int]:
     )
 
 
-def _lock_free_seats(resource_id: int, seat_ids: Sequence[int]) -> None:
+def lock_free_seats(resource_id: int, seat_ids: Sequence[int]) -> None:
     """Lock the requested seats in primary-key order; refuse unknown or taken ones."""
     found = list(
         Seat.objects.select_for_update()

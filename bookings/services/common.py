@@ -13,7 +13,7 @@ from typing import Literal
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from bookings.models import Reservation, ReservationEvent, ReservationStatus
+from bookings.models import Reservation, ReservationEvent, ReservationStatus, WebhookEndpoint
 from bookings.notifications import outbox_enqueue
 from reservo.errors import Maintenance, NotFound, ReservoError
 from resources.models import Resource
@@ -172,20 +172,30 @@ def record(
     *,
     resource: Resource,
     manage_token: str | None = None,
+    endpoints: Sequence[WebhookEndpoint] | None = None,
+    reason: str = "",
 ) -> None:
     """History rows and outbox notifications for changes made in this transaction, and
-    the invalidation of the resource's cached availability after it commits."""
+    the invalidation of the resource's cached availability after it commits.
+    `endpoints`: the API clients' active webhook endpoints, if read already. `reason`
+    (staff's words) goes into the history rows and the customers' emails."""
     ReservationEvent.objects.bulk_create(
         ReservationEvent(
             reservation=reservation,
             from_status=from_status,
             to_status=reservation.status,
             actor=str(actor),
+            reason=reason,
         )
         for reservation in reservations
     )
     outbox_enqueue(
-        reservations, resource=resource, changed_by=actor.kind, manage_token=manage_token
+        reservations,
+        resource=resource,
+        changed_by=actor.kind,
+        manage_token=manage_token,
+        endpoints=endpoints,
+        reason=reason,
     )
     on_commit_invalidate(resource.pk)
 
@@ -199,6 +209,7 @@ def set_status(
     now: datetime,
     manage_token: str | None = None,
     also: Sequence[str] = (),
+    reason: str = "",
 ) -> None:
     """Move locked reservations, all of one status, to `status` at `now`, with their
     history and outbox rows. The counter trigger adjusts the resource's counters."""
@@ -216,7 +227,14 @@ def set_status(
         Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(
             status=status, **{timestamp_field: now}
         )
-    record(reservations, from_status, actor, resource=resource, manage_token=manage_token)
+    record(
+        reservations,
+        from_status,
+        actor,
+        resource=resource,
+        manage_token=manage_token,
+        reason=reason,
+    )
 
 
 def expire_due_holds(resource: Resource, rules: Rules, actor: Actor) -> list[Reservation]:

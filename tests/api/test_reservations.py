@@ -181,12 +181,16 @@ def test_create_reservation_query_count(
     system_settings()  # the maintenance switch is served from the shared cache
 
     # The API key is known to this process (for a second at most). Nested in the test's
-    # transaction: savepoint, timeouts, resource lock, rules and clock, reservation,
-    # history row, the client's webhook endpoints, release. (No hold on the resource:
-    # no read of due holds.)
-    with django_assert_num_queries(8):
+    # transaction: the client's webhook endpoints, savepoint, timeouts, resource lock,
+    # rules and clock, reservation, history row, release. (No hold on the resource: no
+    # read of due holds.)
+    with django_assert_num_queries(8) as queries:
         response = book_api.post(RESERVATIONS, {"resource": resource.pk, "quantity": 1})
     assert response.status_code == 201
+    statements = [query["sql"] for query in queries.captured_queries]
+    lock = next(i for i, sql in enumerate(statements) if "FOR UPDATE" in sql)
+    endpoints = next(i for i, sql in enumerate(statements) if "bookings_webhookendpoint" in sql)
+    assert endpoints < lock  # read before the resource is locked, not under the lock
 
 
 def test_idempotent_create_reservation_query_count(
