@@ -1,10 +1,16 @@
 """gunicorn configuration for `make serve`; the demo and the benchmark serve the same way."""
 
+import logging
+import logging.handlers
 import multiprocessing
 import os
 import shutil
 import tempfile
 from typing import Any
+
+from gunicorn.glogging import Logger
+
+from reservo.logs import LINE_FORMAT, IsoFormatter
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Measured with `make bench` (bench/README.md): sync workers, two per core. gthread keeps
@@ -26,12 +32,32 @@ accesslog = os.environ.get("RESERVO_ACCESS_LOG") or None
 # The path without its query string, and no Referer: a customer's manage link carries its
 # secret token in the query string (its first visit trades it for the session and redirects
 # to the bare path), and that URL would otherwise be logged, then again as the next page's
-# Referer. The request id ties a line to the application's own log.
+# Referer. The request id ties a line to the application's own log. No time: the line
+# starts with it, as every line does (IsoLogger).
 access_log_format = (
-    '%(h)s %(l)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s" %({x-request-id}o)s'
+    '%(h)s %(l)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s" %({x-request-id}o)s'
 )
 errorlog = "-"
 loglevel = os.environ.get("RESERVO_LOG_LEVEL", "info").lower()
+
+
+class IsoLogger(Logger):
+    """gunicorn's own lines (the master's, the workers', the access log) in the application's
+    format (reservo/logs.py): the time in ISO 8601 with its offset, the level, the logger.
+
+    gunicorn's settings keep their meaning (errorlog, accesslog: a file or "-"; the access
+    log stays off unless asked for); only the format changes. Syslog keeps its own, as
+    syslog stamps the time itself."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if not isinstance(handler, logging.handlers.SysLogHandler):
+                    handler.setFormatter(IsoFormatter(LINE_FORMAT))
+
+
+logger_class = IsoLogger
 preload_app = False
 # No shared control socket in the home directory: several instances run side by side.
 control_socket_disable = True

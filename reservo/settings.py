@@ -11,6 +11,7 @@ from whitenoise.compress import Compressor
 from reservo import (
     checks,  # noqa: F401  (registers the deploy checks)
     embedded,
+    logs,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -328,6 +329,9 @@ RESERVO_WORKER_PURGE_EVERY_SECONDS = env.float("RESERVO_WORKER_PURGE_EVERY_SECON
 # Internationalisation ---------------------------------------------------------------
 
 LANGUAGE_CODE = "en"
+# The languages of the pages, the emails and the API's problems (catalogues in locale/,
+# compiled by `make install`). English is the default and the fallback.
+LANGUAGES = [("en", "English"), ("fr", "French"), ("de", "German")]
 TIME_ZONE = env.str("RESERVO_TIME_ZONE", default="Europe/Paris")
 USE_I18N = True
 USE_TZ = True
@@ -459,11 +463,11 @@ SPECTACULAR_SETTINGS = {
 
 # Logging ----------------------------------------------------------------------------
 
-LOG_LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"  # reservo.logs
+# One format, gunicorn's own lines included (reservo/logs.py, reservo/gunicorn_conf.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"()": "reservo.logs.IsoFormatter", "format": LOG_LINE_FORMAT}},
+    "formatters": {"plain": logs.FORMATTER},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "cache_errors": {"class": "reservo.metrics.CacheErrorCounter"},
