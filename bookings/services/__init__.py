@@ -14,7 +14,14 @@ from bookings.services.checkin import (
     checked_in_moment,
     reservation_check_in,
 )
-from bookings.services.common import SYSTEM, Actor, Booking, ReferenceTaken, manage_token_hash
+from bookings.services.common import (
+    SYSTEM,
+    Actor,
+    Booking,
+    ReferenceTaken,
+    holds_due_by,
+    manage_token_hash,
+)
 from bookings.services.transitions import (
     holds_extend_for_maintenance,
     reservation_cancel,
@@ -31,6 +38,7 @@ __all__ = [
     "check_in_code_reference",
     "check_in_reservation_id",
     "checked_in_moment",
+    "holds_due_by",
     "holds_extend_for_maintenance",
     "manage_token_hash",
     "reservation_book",

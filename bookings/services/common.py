@@ -81,11 +81,21 @@ class Rules:
 
     @property
     def holds_due_by(self) -> datetime:
-        """A hold expiring at or before this is due. While maintenance is on, the holds
-        that were live when it began wait for it to end, which extends them."""
-        if self.maintenance_mode and self.maintenance_started_at is not None:
-            return min(self.now, self.maintenance_started_at)
-        return self.now
+        return holds_due_by(
+            self.now,
+            maintenance_mode=self.maintenance_mode,
+            maintenance_started_at=self.maintenance_started_at,
+        )
+
+
+def holds_due_by(
+    now: datetime, *, maintenance_mode: bool, maintenance_started_at: datetime | None
+) -> datetime:
+    """A hold expiring at or before this is due. While maintenance is on, the holds that
+    were live when it began wait for it to end, which extends them."""
+    if maintenance_mode and maintenance_started_at is not None:
+        return min(now, maintenance_started_at)
+    return now
 
 
 def _settings_default(field: str) -> object:

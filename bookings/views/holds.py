@@ -19,6 +19,7 @@ from bookings.forms import CustomerForm
 from bookings.models import Reservation, ReservationStatus
 from bookings.page_limits import confirmation_email_wait
 from bookings.services import (
+    holds_due_by,
     reservation_cancel,
     reservation_confirm,
 )
@@ -78,17 +79,15 @@ def checkout(request: HttpRequest, reference: str) -> HttpResponse:
         return redirect("bookings:confirmed", reference=reference)
     seconds_left = _seconds_left(reservation)
     current = system_settings()
-    # A hold that was live when maintenance began waits for it to end (and is extended).
-    waits_for_maintenance = (
-        current.maintenance_mode
-        and current.maintenance_started_at is not None
-        and reservation.hold_expires_at is not None
-        and reservation.hold_expires_at > current.maintenance_started_at
-    )
     if reservation.status == ReservationStatus.EXPIRED or (
         reservation.status == ReservationStatus.HELD
-        and seconds_left <= 0
-        and not waits_for_maintenance
+        and reservation.hold_expires_at is not None
+        and reservation.hold_expires_at
+        <= holds_due_by(
+            reservation.db_now,  # type: ignore[attr-defined]
+            maintenance_mode=current.maintenance_mode,
+            maintenance_started_at=current.maintenance_started_at,
+        )
     ):
         return _hold_expired_page(request, reservation)
     if reservation.status != ReservationStatus.HELD:

@@ -420,7 +420,9 @@ def test_hold_expiring_at_confirm_is_expired_not_booked(client: Client, monkeypa
     reference = hold(client, resource, quantity=1)
     checkout = reverse("bookings:checkout", args=[reference])
     # The page still had time left when it was read; the database says it is over.
-    monkeypatch.setattr("bookings.views.holds._seconds_left", lambda reservation: 30)
+    monkeypatch.setattr(
+        "bookings.views.holds.holds_due_by", lambda now, **rules: now - timedelta(minutes=1)
+    )
     expire_now(reference)
     response = client.post(checkout, {"name": "Ada", "email": "ada@example.com"})
     assert response.status_code == 409
