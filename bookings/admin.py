@@ -11,6 +11,7 @@ import csv
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -26,6 +27,13 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from bookings import admin_staff_bookings as staff_bookings
+from bookings.admin_confirmation import (
+    ReasonForm,
+    confirmation_page,
+    confirmed_selection,
+    is_confirmed,
+)
 from bookings.api_keys import api_client_create, api_client_revoke
 from bookings.models import (
     ApiClient,
@@ -47,7 +55,7 @@ def staff_actor(request: HttpRequest) -> Actor:
 
 class ReservationEventInline(admin.TabularInline):
     model = ReservationEvent
-    fields = readonly_fields = ("occurred_at", "from_status", "to_status", "actor")
+    fields = readonly_fields = ("occurred_at", "from_status", "to_status", "actor", "reason")
     extra = 0
     max_num = 0
     can_delete = False
@@ -111,6 +119,7 @@ class ReservationAdmin(admin.ModelAdmin):
     inlines = [ReservationEventInline]
     actions = ["cancel_reservations", "confirm_reservations"]
     change_list_template = "admin/bookings/reservation/change_list.html"
+    change_form_template = "admin/bookings/reservation/change_form.html"
     fields = readonly_fields = (
         "reference",
         "public_id",
@@ -141,6 +150,12 @@ class ReservationAdmin(admin.ModelAdmin):
     def seats(self, obj: Reservation) -> str:
         return _seat_labels(obj)
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+        """The detail page also shows what staff may edit (the CSV export keeps its columns)."""
+        fields = list(super().get_fields(request, obj))
+        at = fields.index("customer_email") + 1
+        return [*fields[:at], "customer_phone", "note", "language", *fields[at:]]
+
     # Bookings are made and changed through the services only.
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -161,20 +176,89 @@ class ReservationAdmin(admin.ModelAdmin):
     # Actions ---------------------------------------------------------------------------
 
     @admin.action(description=_("Cancel selected reservations"), permissions=["cancel"])
-    def cancel_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
-        self._transition_each(request, queryset, reservation_cancel, gettext("cancelled"))
+    def cancel_reservations(
+        self, request: HttpRequest, queryset: QuerySet[Reservation]
+    ) -> TemplateResponse | None:
+        """Asks first (which reservations, places, who is emailed) and takes a reason."""
+        form = ReasonForm(
+            request.POST if is_confirmed(request) else None,
+            required=True,
+            help_text=gettext(
+                "Recorded in each booking's history and quoted in the email to the customer."
+            ),
+        )
+        if is_confirmed(request):
+            queryset = confirmed_selection(request, self)
+            if form.is_valid():
+                reason = form.cleaned_data["reason"]
+                self._transition_each(
+                    request,
+                    queryset,
+                    partial(reservation_cancel, reason=reason),
+                    gettext("cancelled"),
+                    cancelling=True,
+                )
+                return None
+        return self._cancel_confirmation(request, queryset, form)
+
+    def _cancel_confirmation(
+        self, request: HttpRequest, queryset: QuerySet[Reservation], form: ReasonForm
+    ) -> TemplateResponse:
+        selected = list(queryset.order_by("id"))
+        to_cancel = [r for r in selected if r.is_active and r.checked_in_at is None]
+        unchanged = [
+            (
+                r,
+                gettext("checked in: cannot be cancelled")
+                if r.is_active
+                else gettext("already %(status)s") % {"status": _status_label(r.status)},
+            )
+            for r in selected
+            if r not in to_cancel
+        ]
+        places = sum(r.quantity for r in to_cancel)
+        summary = ngettext(
+            "%(count)d reservation will be cancelled, releasing %(places)s.",
+            "%(count)d reservations will be cancelled, releasing %(places)s.",
+            len(to_cancel),
+        ) % {"count": len(to_cancel), "places": _places(places)}
+        return confirmation_page(
+            request,
+            self,
+            "admin/bookings/reservation/confirm_cancel.html",
+            action="cancel_reservations",
+            title=gettext("Cancel reservations"),
+            objects=selected,
+            form=form,
+            may_confirm=bool(to_cancel),
+            submit_label=gettext("Yes, cancel them"),
+            summary=summary,
+            to_cancel=to_cancel,
+            places=places,
+            emailed=[r for r in to_cancel if r.customer_email],
+            not_emailed=[r for r in to_cancel if not r.customer_email],
+            unchanged=unchanged,
+        )
 
     @admin.action(description=_("Confirm selected holds"), permissions=["confirm"])
     def confirm_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
         self._transition_each(request, queryset, reservation_confirm, gettext("confirmed"))
 
     def _transition_each(
-        self, request: HttpRequest, queryset: QuerySet[Reservation], service: Any, done: str
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Reservation],
+        service: Any,
+        done: str,
+        *,
+        cancelling: bool = False,
     ) -> None:
-        """One service call (one transaction) per reservation; reports what became of each."""
+        """One service call (one transaction) per reservation; reports what became of each
+        (when `cancelling`, a refused confirmed reservation is a checked-in one)."""
         actor = staff_actor(request)
         changed = 0
         unchanged: Counter[str] = Counter()
+        checked_in = 0
         failures: list[str] = []
         rows = queryset.order_by("id").values_list("id", "reference")
         for reservation_id, reference in rows:
@@ -184,7 +268,12 @@ class ReservationAdmin(admin.ModelAdmin):
             except HoldExpired:
                 unchanged[ReservationStatus.EXPIRED] += 1
             except InvalidState as exc:
-                unchanged[exc.extras.get("current_status", "")] += 1
+                status = exc.extras.get("current_status", "")
+                if cancelling and status == ReservationStatus.CONFIRMED:
+                    # The only confirmed reservation a cancel refuses is a checked-in one.
+                    checked_in += 1
+                else:
+                    unchanged[status] += 1
             except ReservoError as exc:
                 failures.append(f"{reference}: {exc.detail}")
         parts = [
@@ -199,7 +288,20 @@ class ReservationAdmin(admin.ModelAdmin):
                 for status, count in sorted(unchanged.items())
             ),
         ]
-        level = messages.SUCCESS if changed and not unchanged and not failures else messages.WARNING
+        if checked_in:
+            parts.append(
+                ngettext(
+                    "%(count)d is checked in and stays booked",
+                    "%(count)d are checked in and stay booked",
+                    checked_in,
+                )
+                % {"count": checked_in}
+            )
+        level = (
+            messages.SUCCESS
+            if changed and not unchanged and not checked_in and not failures
+            else messages.WARNING
+        )
         self.message_user(request, ", ".join(parts) + ".", level)
         for failure in failures:
             self.message_user(request, failure, messages.ERROR)
@@ -212,9 +314,40 @@ class ReservationAdmin(admin.ModelAdmin):
                 "export.csv",
                 self.admin_site.admin_view(self.export_csv_view),
                 name="bookings_reservation_export",
-            )
+            ),
+            *self._staff_booking_urls(),
         ]
         return urls + super().get_urls()
+
+    def _staff_booking_urls(self) -> list[URLPattern]:
+        """Bookings by staff: pages of their own, each calling one booking service (the
+        add and change forms stay closed)."""
+
+        def view(page: Any) -> Any:
+            return self.admin_site.admin_view(partial(page, self))
+
+        return [
+            path(
+                "new/",
+                view(staff_bookings.choose_resource_view),
+                name="bookings_reservation_new",
+            ),
+            path(
+                "new/<int:resource_id>/",
+                view(staff_bookings.new_booking_view),
+                name="bookings_reservation_new_on",
+            ),
+            path(
+                "<int:object_id>/details/",
+                view(staff_bookings.edit_details_view),
+                name="bookings_reservation_edit_details",
+            ),
+            path(
+                "<int:object_id>/seats/",
+                view(staff_bookings.move_seats_view),
+                name="bookings_reservation_move_seats",
+            ),
+        ]
 
     def export_csv_view(self, request: HttpRequest) -> HttpResponseBase:
         """The changelist's rows (same filters, search and ordering), every page, as CSV."""
@@ -262,6 +395,10 @@ class ReservationAdmin(admin.ModelAdmin):
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="reservations-{stamp}.csv"'
         return response
+
+
+def _places(count: int) -> str:
+    return ngettext("%(count)d place", "%(count)d places", count) % {"count": count}
 
 
 def _iso(value: Any) -> str:

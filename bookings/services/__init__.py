@@ -22,6 +22,7 @@ from bookings.services.common import (
     holds_due_by,
     manage_token_hash,
 )
+from bookings.services.staff import reservation_move_seats, reservation_update_customer
 from bookings.services.transitions import (
     holds_extend_for_maintenance,
     reservation_cancel,
@@ -45,5 +46,7 @@ __all__ = [
     "reservation_cancel",
     "reservation_check_in",
     "reservation_confirm",
+    "reservation_move_seats",
+    "reservation_update_customer",
     "reservations_expire_due",
 ]

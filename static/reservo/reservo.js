@@ -84,8 +84,9 @@
     var summary = document.querySelector("[data-selection-summary]");
     if (!summary) return;
     var form = summary.closest("form");
-    // While this browser holds seats the map only shows them.
-    var yours = Array.prototype.map.call(form.querySelectorAll("label.seat--yours"), function (label) {
+    // While this browser holds seats the map only shows them (a booking moved by staff
+    // keeps its own seats pickable: its map is a choice like any other).
+    var yours = Array.prototype.map.call(form.querySelectorAll(".seat-input:disabled + label.seat--yours"), function (label) {
       return label.dataset.seatLabel;
     });
     if (yours.length) {
