@@ -24,6 +24,7 @@ from bookings.models import ACTIVE_STATUSES, Reservation, ReservationStatus
 from bookings.services import Actor, reservation_cancel
 from reservo.errors import InvalidState, ReservoError, ValidationFailed
 from resources.models import Resource, ResourceKind, ResourceState
+from resources.seat_plan_admin import SeatPlanAdminMixin
 from resources.selectors import (
     availability_of,
     resources_counter_drift,
@@ -190,7 +191,7 @@ class AvailabilityFilter(admin.SimpleListFilter):
 
 
 @admin.register(Resource)
-class ResourceAdmin(admin.ModelAdmin):
+class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
     form = ResourceForm
     list_display = [
         "name",
@@ -405,7 +406,17 @@ class ResourceAdmin(admin.ModelAdmin):
                 "reconcile/",
                 self.admin_site.admin_view(self.reconcile_view),
                 name="resources_resource_reconcile",
-            )
+            ),
+            path(
+                "<path:object_id>/seat-plan/",
+                self.admin_site.admin_view(self.seat_plan_view),
+                name="resources_resource_seat_plan",
+            ),
+            path(
+                "<path:object_id>/seat-plan/list/",
+                self.admin_site.admin_view(self.seat_list_view),
+                name="resources_resource_seat_list",
+            ),
         ]
         return urls + super().get_urls()
 

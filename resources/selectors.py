@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -35,6 +36,9 @@ from django.db.models.functions import Coalesce, Now
 
 from reservo import metrics
 from resources.models import Resource, Seat
+
+if TYPE_CHECKING:
+    from bookings.models import Reservation
 
 T = TypeVar("T")
 
@@ -226,6 +230,86 @@ def _seat_map_from_db(resource_id: int) -> tuple[list[dict[str, Any]], datetime 
         for seat in seats.annotate(taken=RawSQL(status_sql, []))
     ]
     return statuses, next_hold_expiry
+
+
+SEAT_BLOCKED, SEAT_CHECKED_IN = "blocked", "checked_in"
+
+
+@dataclass(frozen=True)
+class SeatPlan:
+    """Staff's view of a seated resource: `seats` (each with its `status` and its `holder`,
+    the reservation holding it, or None) and `holders` (those reservations, in the order of
+    their first seat). `resource` is annotated for `availability_of`."""
+
+    resource: Resource
+    seats: list[dict[str, Any]]
+    holders: list[dict[str, Any]]
+
+
+def seat_plan(resource_id: int) -> SeatPlan | None:
+    """Every seat of a resource with who holds it: available, held (an unexpired hold),
+    blocked (a house block), booked or checked_in, from PostgreSQL (never the cache: staff
+    act on it). None if there is no such resource. Three queries."""
+    from bookings.models import ReservationSeat, ReservationStatus
+
+    resource = resources_with_availability().filter(pk=resource_id).first()
+    if resource is None:
+        return None
+    seats: list[dict[str, Any]] = [
+        {"id": seat_id, "label": label, "row": row, "number": number}
+        for seat_id, label, row, number in Seat.objects.filter(resource_id=resource_id)
+        .order_by("row", "number", "label", "id")
+        .values_list("id", "label", "row", "number")
+    ]
+    links = (
+        ReservationSeat.objects.filter(resource_id=resource_id, active=True)
+        .filter(
+            Q(reservation__status=ReservationStatus.CONFIRMED)
+            | Q(reservation__blocked=True)
+            | Q(reservation__hold_expires_at__gt=RawSQL("clock_timestamp()", []))
+        )
+        .select_related("reservation")
+    )
+    holder_of_seat: dict[int, dict[str, Any]] = {}
+    holders: dict[int, dict[str, Any]] = {}
+    for link in links:
+        reservation = link.reservation
+        holder = holders.get(reservation.pk)
+        if holder is None:
+            holder = holders[reservation.pk] = {
+                "id": reservation.pk,
+                "reference": reservation.reference,
+                "name": reservation.customer_name,
+                "email": reservation.customer_email,
+                "phone": reservation.customer_phone,
+                "note": reservation.note,
+                "quantity": reservation.quantity,
+                "status": _staff_status(reservation),
+                "hold_expires_at": reservation.hold_expires_at,
+                "checked_in_at": reservation.checked_in_at,
+                "seat_labels": [],
+            }
+        holder_of_seat[link.seat_id] = holder
+    ordered_holders = []
+    for seat in seats:
+        holder = holder_of_seat.get(seat["id"])
+        seat["holder"] = holder
+        seat["status"] = holder["status"] if holder else SEAT_AVAILABLE
+        if holder is not None:
+            if not holder["seat_labels"]:
+                ordered_holders.append(holder)
+            holder["seat_labels"].append(seat["label"])
+    return SeatPlan(resource=resource, seats=seats, holders=ordered_holders)
+
+
+def _staff_status(reservation: Reservation) -> str:
+    from bookings.models import ReservationStatus
+
+    if reservation.blocked:
+        return SEAT_BLOCKED
+    if reservation.status == ReservationStatus.CONFIRMED:
+        return SEAT_CHECKED_IN if reservation.checked_in_at else SEAT_BOOKED
+    return SEAT_HELD
 
 
 def availability_invalidate(resource_id: int) -> None:
