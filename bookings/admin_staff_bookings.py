@@ -67,6 +67,8 @@ def staff_actor(request: HttpRequest) -> Actor:
 class CustomerDetailsForm(forms.Form):
     """Who the booking is for. The service cleans and validates them again."""
 
+    required_css_class = "required"
+
     customer_name = forms.CharField(label=_("Customer name"), max_length=200)
     customer_email = forms.EmailField(
         label=_("Email"),
@@ -109,7 +111,7 @@ class StaffBookingForm(CustomerDetailsForm):
             (HOLD, _("Hold: the customer confirms through the link in the email")),
         ],
         initial=CONFIRM,
-        widget=forms.RadioSelect,
+        widget=forms.RadioSelect(attrs={"class": "radiolist"}),
     )
     field_order = ["quantity", "seats", "customer_name", "customer_email", "customer_phone"]
 
