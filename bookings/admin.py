@@ -104,13 +104,13 @@ class ReservationAdmin(admin.ModelAdmin):
         "customer_email",
         "quantity",
         "seats",
-        "status",
+        "status_shown",
         "created_at",
         "hold_expires_at",
         "confirmed_at",
         "cancelled_at",
     ]
-    list_filter = ["status", "resource", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["status", "blocked", "resource", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["reference", "customer_email", "customer_name"]
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-id"]
@@ -149,6 +149,13 @@ class ReservationAdmin(admin.ModelAdmin):
     @admin.display(description=_("seats"))
     def seats(self, obj: Reservation) -> str:
         return _seat_labels(obj)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_shown(self, obj: Reservation) -> str:
+        """A house block is a hold with no expiry; staff know it as blocked."""
+        if obj.blocked and obj.status == ReservationStatus.HELD:
+            return gettext("Blocked")
+        return obj.get_status_display()
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
         """The detail page also shows what staff may edit (the CSV export keeps its columns)."""

@@ -45,8 +45,9 @@ class ReservationViewMixin(ApiView):
         return Actor("api", self.client.name)
 
     def visible_reservations(self) -> QuerySet[Reservation]:
-        """A `book` client sees its own reservations only; `manage` sees every one."""
-        reservations = Reservation.objects.all()
+        """A `book` client sees its own reservations only; `manage` sees every one. No
+        client sees the house's blocks: they are staff's, released in the admin."""
+        reservations = Reservation.objects.filter(blocked=False)
         if not self.client.has_scope(ApiScope.MANAGE):
             reservations = reservations.filter(api_client=self.client)
         return reservations
@@ -233,7 +234,10 @@ class BookingAnalyticsView(ApiView):
         query = AnalyticsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        reservations = Reservation.objects.annotate(day=TruncDate("created_at", tzinfo=UTC))
+        # Bookings: the house's blocks are not sold and not counted.
+        reservations = Reservation.objects.filter(blocked=False).annotate(
+            day=TruncDate("created_at", tzinfo=UTC)
+        )
         if params.get("from"):
             reservations = reservations.filter(day__gte=params["from"])
         if params.get("to"):

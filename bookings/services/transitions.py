@@ -92,6 +92,12 @@ def reservation_confirm(
             raise _invalid_state(
                 reservation, _("This reservation is %(status)s; only a hold can be confirmed.")
             )
+        if reservation.blocked:
+            # The CHECK reservation_block_is_held_or_released refuses it too.
+            raise InvalidState(
+                _("This is a house block: it is never sold. Release it, then book its seats."),
+                current_status=reservation.status,
+            )
         also = []
         if customer_name is not None:
             reservation.customer_name = customer_name

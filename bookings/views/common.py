@@ -80,13 +80,14 @@ def _seat_rows(seats: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _owned_reservation(reference: str, token: str | None) -> Reservation | None:
-    """The reservation if `token` is its manage token (compared by hash, in constant time)."""
+    """The reservation if `token` is its manage token (compared by hash, in constant time).
+    A house block is never a customer's, whatever token is shown."""
     if not token:
         return None
     reservation = (
         Reservation.objects.select_related("resource")
         .annotate(db_now=Now())
-        .filter(reference=reference)
+        .filter(reference=reference, blocked=False)
         .first()
     )
     if reservation is None:

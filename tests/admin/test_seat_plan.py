@@ -395,3 +395,32 @@ def test_the_seating_list_prints_without_its_links() -> None:
         css = stylesheet.read()
     print_rules = css.split("@media print", 1)[1]
     assert ".no-print { display: none" in print_rules
+
+
+# Blocks elsewhere in the admin ----------------------------------------------------------
+
+
+def test_the_reservations_list_shows_a_block_as_blocked(
+    superuser_client: Client, show: Resource
+) -> None:
+    block = reservation_book(
+        resource_id=show.pk, actor=STAFF, seat_ids=seat_ids(show, "A1"), block=True
+    ).reservation
+    held = reservation_book(
+        resource_id=show.pk, actor=CUSTOMER, seat_ids=seat_ids(show, "A2"), hold=True
+    ).reservation
+    html = superuser_client.get(reverse("admin:bookings_reservation_changelist")).content.decode()
+
+    def status_cell(reference: str) -> str:
+        row = re.search(rf"<tr>(?:(?!</tr>).)*{reference}(?:(?!</tr>).)*</tr>", html, re.S)
+        assert row, reference
+        cell = re.search(r'<td class="field-status_shown">(.*?)</td>', row.group(0))
+        assert cell
+        return cell.group(1)
+
+    assert status_cell(block.reference) == "Blocked"
+    assert status_cell(held.reference) == "Held"
+    blocks_only = superuser_client.get(
+        reverse("admin:bookings_reservation_changelist"), {"blocked__exact": "1"}
+    ).content.decode()
+    assert block.reference in blocks_only and held.reference not in blocks_only

@@ -6,11 +6,20 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Reservation, ReservationStatus
-from bookings.services import Actor, reservation_book, reservation_cancel, reservations_expire_due
-from reservo.errors import ResourceNotBookable, SoldOut
+from bookings.services import (
+    Actor,
+    holds_extend_for_maintenance,
+    reservation_book,
+    reservation_cancel,
+    reservation_confirm,
+    reservations_expire_due,
+)
+from reservo.errors import InvalidState, ResourceNotBookable, SoldOut
 from resources.models import ResourceState
 from resources.selectors import seat_map
 from tests.conftest import CUSTOMER
@@ -94,3 +103,32 @@ def test_a_booking_keeps_the_phone_note_and_language_it_was_taken_with() -> None
         "Wheelchair place",
         "fr",
     )
+
+
+def test_a_block_is_never_confirmed() -> None:
+    resource = ResourceFactory(capacity=3)
+    block = reservation_book(resource_id=resource.pk, actor=STAFF, quantity=2, block=True)
+    with pytest.raises(InvalidState):
+        reservation_confirm(reservation_id=block.reservation.pk, actor=STAFF)
+    reservation = Reservation.objects.get(pk=block.reservation.pk)
+    assert (reservation.status, reservation.blocked) == (ReservationStatus.HELD, True)
+
+
+def test_the_end_of_maintenance_extends_holds_but_leaves_blocks_alone() -> None:
+    resource = ResourceFactory(capacity=3)
+    block = reservation_book(resource_id=resource.pk, actor=STAFF, quantity=1, block=True)
+    hold = reservation_book(resource_id=resource.pk, actor=CUSTOMER, quantity=1, hold=True)
+    extended = holds_extend_for_maintenance(started_at=timezone.now() - timedelta(minutes=5))
+    assert extended == 1
+    assert Reservation.objects.get(pk=block.reservation.pk).hold_expires_at is None
+    assert Reservation.objects.get(pk=hold.reservation.pk).hold_expires_at is not None
+
+
+def test_a_blocks_manage_link_shows_nothing(client: Client) -> None:
+    """The booking service makes a manage token for every reservation; a block's leads
+    nowhere (no customer page ever shows a block)."""
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=3)
+    seat = resource.seats.order_by("number").first()
+    block = reservation_book(resource_id=resource.pk, actor=STAFF, seat_ids=[seat.pk], block=True)
+    manage = reverse("bookings:manage", args=[block.reservation.reference])
+    assert client.get(manage, {"token": block.manage_token}).status_code == 404
