@@ -18,6 +18,8 @@ COPY requirements/runtime.txt requirements/runtime.txt
 RUN pip install --require-hashes -r requirements/runtime.txt
 
 COPY . .
+# The translations, compiled from locale/*/LC_MESSAGES/*.po with Python alone.
+RUN python -m reservo.catalogues
 # collectstatic needs settings but no database, mail server or key: placeholders. The code
 # and the collected files stay root's: the app only reads them.
 RUN DATABASE_URL=postgres://build@build.invalid/build REDIS_URL=redis://build.invalid:6379/0 \

@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install lock run serve test test-tools lint bench chaos stop clean
+.PHONY: install messages lock run serve test test-tools lint bench chaos stop clean
 
 # One install for each set of packages, made again only when its lock file or pyproject.toml
 # changes. Each set is installed from its lock file in requirements/: every package pinned,
@@ -44,7 +44,17 @@ $(STAMPS): pyproject.toml
 			&& $(PY) -m pip install --quiet --require-hashes -r $(LOCK); }
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) messages
+
+# The French and German translations (locale/<language>/LC_MESSAGES/django.po), compiled to
+# the .mo files Django reads whenever a .po file changes. Python alone compiles them
+# (reservo/catalogues.py, standard library only): no GNU gettext needed. The .mo files are
+# built, never committed. After changing translatable strings: `$(PY) manage.py makemessages
+# -l fr -l de -i .venv -i bench -i chaos -i tests`, translate, then `make messages`.
+MESSAGES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
+$(MESSAGES): %.mo: %.po reservo/catalogues.py
+	$(PYTHON) -m reservo.catalogues $<
+messages: $(MESSAGES)
 
 # Pin every package again, to the newest versions pyproject.toml allows (versions already in
 # a lock file are kept where they still fit: delete it to move them all), with their hashes.
@@ -59,12 +69,12 @@ lock:
 	done
 
 # The demo: the embedded servers, no test tools. It refuses DATABASE_URL and REDIS_URL.
-run: $(DEMO_STAMP)
+run: $(DEMO_STAMP) messages
 	$(PY) -m reservo.demo
 
 # Production-style: the runtime packages only when DATABASE_URL and REDIS_URL are set; the
 # embedded servers otherwise.
-serve: $(if $(and $(DATABASE_URL),$(REDIS_URL)),$(RUNTIME_STAMP),$(DEMO_STAMP))
+serve: $(if $(and $(DATABASE_URL),$(REDIS_URL)),$(RUNTIME_STAMP),$(DEMO_STAMP)) messages
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/gunicorn -c reservo/gunicorn_conf.py reservo.wsgi:application
@@ -81,7 +91,7 @@ test-tools:
 		(apt-get update -qq && apt-get install -y -qq faketime) >/dev/null 2>&1 || echo "warning: could not install faketime"; \
 	fi
 
-test: $(STAMP) test-tools
+test: $(STAMP) test-tools messages
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "warning: could not install chromium; the browser tests will be skipped"; \
@@ -97,13 +107,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m mypy .
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) messages
 	$(PY) -m bench $(if $(QUICK),--quick,)
 
 # Faults under load, checked against a recorded history (chaos/): about 6½ minutes on 2
 # cores from a fresh clone; SHORT=1 injects each fault once (about 2½). Results in
 # chaos/results/; exits 1 on any violation.
-chaos: $(CHAOS_STAMP) test-tools
+chaos: $(CHAOS_STAMP) test-tools messages
 	$(PY) -m chaos $(if $(SHORT),--profile short,)
 
 stop: $(STAMP)

@@ -142,6 +142,8 @@ def outbox_enqueue(
                 },
                 "seat_labels": [label for _seat_id, label in seats[reservation.pk]],
                 "changed_by": changed_by,
+                # The email is written in the language the customer booked in.
+                "language": reservation.language,
             }
             if manage_token is not None:
                 payload["manage_token"] = manage_token
@@ -387,8 +389,20 @@ def _parse_time(value: str | None) -> datetime | None:
     return timezone.localtime(parsed) if parsed else None
 
 
+def email_language(language: str | None) -> str:
+    """The language an email is written in: the booking's, if the site speaks it, else the
+    site's default (a booking made before languages were recorded has none)."""
+    if language:
+        try:
+            return translation.get_supported_language_variant(language)
+        except LookupError:
+            pass
+    return settings.LANGUAGE_CODE
+
+
 def email_message(message: OutboundMessage) -> EmailMultiAlternatives:
-    """The customer's email for one event, plain text and HTML, from templates/emails/."""
+    """The customer's email for one event, plain text and HTML, from templates/emails/, in
+    the booking's language (its dates too)."""
     reservation = message.payload["reservation"]
     resource = message.payload.get("resource", {})
     token = message.payload.get("manage_token")
@@ -407,7 +421,9 @@ def email_message(message: OutboundMessage) -> EmailMultiAlternatives:
         "reason": message.payload.get("reason", ""),
     }
     template = message.event_type.removeprefix("reservation.")
-    with translation.override(settings.LANGUAGE_CODE):
+    language = email_language(message.payload.get("language"))
+    context["LANGUAGE_CODE"] = language
+    with translation.override(language):
         subject = EMAIL_SUBJECTS[message.event_type]() % {"reference": reservation["reference"]}
         # A block left empty (no manage link) leaves no run of blank lines behind.
         text = re.sub(r"\n{3,}", "\n\n", render_to_string(f"emails/{template}.txt", context))

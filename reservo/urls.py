@@ -10,6 +10,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/", include("reservo.api_urls")),
     path("admin/", admin.site.urls),
+    # The language switcher's form posts here (Django's set_language): a cookie, then back.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("bookings.urls")),
 ]
 
