@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
+from django.utils import translation
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -142,6 +143,8 @@ class ReservationListView(ReservationViewMixin):
             "seat_ids": data.get("seats"),
             "customer_name": customer.get("name", ""),
             "customer_email": customer.get("email", ""),
+            # The request's language (Accept-Language): the customer's emails use it.
+            "language": translation.get_language(),
         }
 
     @contextlib.contextmanager

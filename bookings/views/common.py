@@ -20,6 +20,7 @@ from django.http import (
 )
 from django.middleware.csrf import get_token
 from django.urls import reverse
+from django.utils import translation
 from django.utils.crypto import salted_hmac
 
 from bookings.locking import retrying_conflicts, set_local_timeouts
@@ -258,6 +259,8 @@ def _hold_once(
                 quantity=cleaned["quantity"],
                 seat_ids=cleaned["seats"],
                 hold=True,
+                # The language of the page: the booking's emails are written in it.
+                language=translation.get_language(),
             )
             tokens[form_token] = booking.reservation.reference
             request.session[SESSION_FORM_TOKENS] = dict(
