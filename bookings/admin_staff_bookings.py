@@ -30,6 +30,8 @@ from bookings.services import (
     reservation_update_customer,
 )
 from reservo.errors import (
+    HoldExpired,
+    InvalidState,
     LimitExceeded,
     ReservoError,
     SeatsUnavailable,
@@ -406,6 +408,10 @@ def move_seats_view(
                 form.add_error("seats", message)
             except ValidationFailed as error:
                 _add_errors(form, error.errors)
+            except (HoldExpired, InvalidState) as error:
+                # No longer a booking that can move: its page says what it has become.
+                model_admin.message_user(request, error.detail, messages.ERROR)
+                return HttpResponseRedirect(_change_url(reservation))
             except ReservoError as error:
                 form.add_error(None, error.detail)
             else:

@@ -4,6 +4,7 @@ seats, and who may do each."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -332,3 +333,21 @@ def test_a_user_who_adds_but_does_not_change_cannot_edit(db: Any) -> None:
     assert client.post(new_url(resource), {"quantity": "1", **customer()}).status_code == 302
     reservation = Reservation.objects.get()
     assert client.get(f"{CHANGELIST}{reservation.pk}/details/").status_code == 403
+
+
+def test_a_hold_that_expired_meanwhile_is_not_moved(staff_client: Client) -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=4)
+    reservation = reservation_book(
+        resource_id=resource.pk, seat_ids=seat_ids(resource, "A1"), hold=True, actor=CUSTOMER
+    ).reservation
+    url = f"{CHANGELIST}{reservation.pk}/seats/"
+    assert staff_client.get(url).status_code == 200
+    Reservation.objects.filter(pk=reservation.pk).update(
+        hold_expires_at=reservation.created_at - timedelta(seconds=1)
+    )
+    response = staff_client.post(url, {"seats": seat_ids(resource, "A2")}, follow=True)
+    assert response.redirect_chain[-1][0] == detail_url(reservation)
+    assert "This hold expired" in response.content.decode()
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.EXPIRED
+    assert seats_of(reservation) == []
