@@ -9,6 +9,7 @@ from datetime import datetime
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from bookings.locking import in_booking_transaction
 from bookings.models import ApiClient, Reservation, ReservationSeat, ReservationStatus
@@ -180,12 +181,15 @@ def _ensure_on_sale(resource: Resource, now: datetime) -> None:
 def _sold_out(resource_name: str | None, available: int) -> SoldOut:
     available = max(available, 0)
     if resource_name is not None and available:
-        detail = _("Only %(n)d places left on '%(name)s'.") % {
-            "n": available,
-            "name": resource_name,
-        }
+        detail = ngettext(
+            "Only %(n)d place left on '%(name)s'.",
+            "Only %(n)d places left on '%(name)s'.",
+            available,
+        ) % {"n": available, "name": resource_name}
     elif available:
-        detail = _("Only %(n)d places left.") % {"n": available}
+        detail = ngettext("Only %(n)d place left.", "Only %(n)d places left.", available) % {
+            "n": available
+        }
     else:
         detail = _("Sold out.")
     return SoldOut(detail, available=available)
