@@ -159,7 +159,7 @@ class ReservationAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
         """The detail page also shows what staff may edit (the CSV export keeps its columns)."""
-        fields = list(super().get_fields(request, obj))
+        fields = [str(field) for field in super().get_fields(request, obj)]
         at = fields.index("customer_email") + 1
         return [*fields[:at], "customer_phone", "note", "language", *fields[at:]]
 
