@@ -45,7 +45,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("RESERVO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "reservo.admin_apps.ReservoAdminConfig",  # django.contrib.admin with Reservo's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -380,6 +380,10 @@ if CSRF_COOKIE_SECURE:
 # No script reads the CSRF cookie (forms carry the token), and the booking pages bind their
 # form tokens to it.
 CSRF_COOKIE_HTTPONLY = True
+# The language switcher's choice: sent like the session cookie, read by no script.
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_SECONDS = env.int(
     "SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if RESERVO_BEHIND_PROXY else 0
 )

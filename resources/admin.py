@@ -20,9 +20,16 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from bookings.admin_confirmation import (
+    ReasonForm,
+    confirmation_page,
+    confirmed_selection,
+    is_confirmed,
+)
 from bookings.models import ACTIVE_STATUSES, Reservation, ReservationStatus
-from bookings.services import Actor, reservation_cancel
-from reservo.errors import InvalidState, ReservoError, ValidationFailed
+from bookings.services import Actor
+from bookings.services.transitions import resource_cancel
+from reservo.errors import ReservoError, ValidationFailed
 from resources.models import Resource, ResourceKind, ResourceState
 from resources.seat_plan_admin import SeatPlanAdminMixin
 from resources.selectors import (
@@ -44,6 +51,22 @@ from resources.services import (
 
 def staff_actor(request: HttpRequest) -> Actor:
     return Actor("staff", request.user.get_username())
+
+
+def _with_reason(text: str, reason: str) -> str:
+    return f"{text} {gettext('Reason:')} {reason}" if reason else text
+
+
+def _places(count: int) -> str:
+    return ngettext("%(count)d place", "%(count)d places", count) % {"count": count}
+
+
+def _close_reason_form(request: HttpRequest) -> ReasonForm:
+    return ReasonForm(
+        request.POST if is_confirmed(request) else None,
+        required=False,
+        help_text=gettext("Optional. Recorded in the resource's history; nobody is emailed."),
+    )
 
 
 def _split(text: str) -> list[str]:
@@ -266,6 +289,11 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
             return []
         return ["slug", "kind", *self.readonly_counter_fields]
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A new resource starts as a draft, out of customers' sight, until staff open its
+        sales (the "Open for booking" action). The API's default stays open."""
+        return {"state": ResourceState.DRAFT, **super().get_changeform_initial_data(request)}
+
     @admin.display(description=_("held"))
     def held_now(self, obj: Resource) -> int:
         return availability_of(obj)["held"]
@@ -296,7 +324,9 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
 
     # Actions ---------------------------------------------------------------------------
 
-    def _set_state(self, request: HttpRequest, queryset: QuerySet[Resource], state: str) -> None:
+    def _set_state(
+        self, request: HttpRequest, queryset: QuerySet[Resource], state: str, reason: str = ""
+    ) -> None:
         changed, refused = 0, []
         for resource in queryset.order_by("id"):
             if resource.state == state:
@@ -306,6 +336,10 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
                 changed += 1
             except ReservoError as exc:
                 refused.append(f"{resource}: {exc.detail}")
+                continue
+            if reason:
+                closed = gettext("Closed for booking.")
+                self.log_change(request, resource, _with_reason(closed, reason))
         label = ResourceState(state).label
         self.message_user(
             request,
@@ -325,18 +359,62 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
         self._set_state(request, queryset, ResourceState.OPEN)
 
     @admin.action(description=_("Close for booking"), permissions=["change"])
-    def close_resources(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
-        self._set_state(request, queryset, ResourceState.CLOSED)
+    def close_resources(
+        self, request: HttpRequest, queryset: QuerySet[Resource]
+    ) -> TemplateResponse | None:
+        """Stops sales: asks first; the reason, optional, goes into the resource's history."""
+        form = _close_reason_form(request)
+        if is_confirmed(request) and form.is_valid():
+            self._set_state(
+                request,
+                confirmed_selection(request, self),
+                ResourceState.CLOSED,
+                form.cleaned_data["reason"],
+            )
+            return None
+        return self._close_confirmation(
+            request,
+            confirmed_selection(request, self) if is_confirmed(request) else queryset,
+            form,
+            action="close_resources",
+            title=gettext("Close for booking"),
+            effect=gettext(
+                "Closed: customers and API clients can no longer book or hold places, "
+                "and the event's page says it is not bookable."
+            ),
+        )
 
     @admin.action(description=_("Close sales now"), permissions=["change"])
-    def close_sales_now(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
+    def close_sales_now(
+        self, request: HttpRequest, queryset: QuerySet[Resource]
+    ) -> TemplateResponse | None:
+        """Asks first; the reason, optional, goes into the resource's history."""
+        form = _close_reason_form(request)
+        if not (is_confirmed(request) and form.is_valid()):
+            return self._close_confirmation(
+                request,
+                confirmed_selection(request, self) if is_confirmed(request) else queryset,
+                form,
+                action="close_sales_now",
+                title=gettext("Close sales now"),
+                effect=gettext(
+                    "The sales window ends now: customers and API clients can no longer "
+                    "book or hold places."
+                ),
+            )
+        reason = form.cleaned_data["reason"]
         closed = 0
-        for resource in queryset.order_by("id"):
+        for resource in confirmed_selection(request, self):
             try:
                 resource_close_sales(resource_id=resource.pk)
-                closed += 1
             except ReservoError as exc:
                 self.message_user(request, f"{resource}: {exc.detail}", messages.ERROR)
+                continue
+            closed += 1
+            if reason:
+                self.log_change(
+                    request, resource, _with_reason(gettext("Sales closed now."), reason)
+                )
         self.message_user(
             request,
             ngettext(
@@ -347,56 +425,136 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
             % {"count": closed},
             messages.SUCCESS,
         )
+        return None
+
+    def _close_confirmation(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Resource],
+        form: ReasonForm,
+        *,
+        action: str,
+        title: str,
+        effect: str,
+    ) -> TemplateResponse:
+        resources = list(queryset.order_by("starts_at", "id"))
+        return confirmation_page(
+            request,
+            self,
+            "admin/resources/resource/confirm_close.html",
+            action=action,
+            title=title,
+            objects=resources,
+            form=form,
+            may_confirm=bool(resources),
+            submit_label=gettext("Yes, close them"),
+            effect=effect,
+            resources=[(resource, availability_of(resource)) for resource in resources],
+        )
 
     @admin.action(
         description=_("Cancel event (cancels every active reservation)"), permissions=["change"]
     )
-    def cancel_events(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
-        actor = staff_actor(request)
-        for resource in queryset.order_by("id"):
-            # No new bookings first (they need an open resource), then cancel what is there.
-            if resource.state != ResourceState.CANCELLED:
-                try:
-                    resource_update(resource_id=resource.pk, state=ResourceState.CANCELLED)
-                except ReservoError as exc:
-                    self.message_user(request, f"{resource}: {exc.detail}", messages.ERROR)
-                    continue
-            cancelled = already = 0
-            failed: list[str] = []
-            active = Reservation.objects.filter(resource=resource, status__in=ACTIVE_STATUSES)
-            for reservation_id in active.order_by("id").values_list("id", flat=True):
-                try:
-                    reservation_cancel(reservation_id=reservation_id, actor=actor)
-                    cancelled += 1
-                except InvalidState:
-                    already += 1
-                except ReservoError as exc:
-                    failed.append(exc.detail)
+    def cancel_events(
+        self, request: HttpRequest, queryset: QuerySet[Resource]
+    ) -> TemplateResponse | None:
+        """Asks first (what is cancelled, who is emailed) and takes a reason, which goes
+        into each reservation's history, each customer's email and the resource's history."""
+        form = ReasonForm(
+            request.POST if is_confirmed(request) else None,
+            required=True,
+            help_text=gettext(
+                "Recorded in each booking's history and quoted in the email to the customers."
+            ),
+        )
+        if is_confirmed(request):
+            queryset = confirmed_selection(request, self)
+            if form.is_valid():
+                for resource in queryset:
+                    self._cancel_event(request, resource, form.cleaned_data["reason"])
+                return None
+        return self._cancel_events_confirmation(request, queryset, form)
+
+    def _cancel_event(self, request: HttpRequest, resource: Resource, reason: str) -> None:
+        try:
+            result = resource_cancel(
+                resource_id=resource.pk, actor=staff_actor(request), reason=reason
+            )
+        except ReservoError as exc:
+            self.message_user(request, f"{resource}: {exc.detail}", messages.ERROR)
+            return
+        count = len(result.cancelled)
+        if result.was_cancelled:
+            text = ngettext(
+                "%(name)s was already cancelled: %(count)d reservation cancelled",
+                "%(name)s was already cancelled: %(count)d reservations cancelled",
+                count,
+            )
+        else:
             text = ngettext(
                 "%(name)s cancelled: %(count)d reservation cancelled",
                 "%(name)s cancelled: %(count)d reservations cancelled",
-                cancelled,
-            ) % {"name": resource, "count": cancelled}
-            if already:
-                text += ", " + ngettext(
-                    "%(count)d was no longer active",
-                    "%(count)d were no longer active",
-                    already,
-                ) % {"count": already}
-            self.message_user(request, text + ".", messages.SUCCESS)
-            if failed:
-                self.message_user(
-                    request,
-                    ngettext(
-                        "%(name)s: %(count)d reservation could not be cancelled (%(why)s); "
-                        "run the action again.",
-                        "%(name)s: %(count)d reservations could not be cancelled (%(why)s); "
-                        "run the action again.",
-                        len(failed),
+                count,
+            )
+        text %= {"name": resource, "count": count}
+        if result.checked_in:
+            text += ", " + ngettext(
+                "%(count)d checked in stays booked",
+                "%(count)d checked in stay booked",
+                len(result.checked_in),
+            ) % {"count": len(result.checked_in)}
+        self.message_user(
+            request, text + ".", messages.WARNING if result.was_cancelled else messages.SUCCESS
+        )
+        if not result.was_cancelled or count:
+            summary = ngettext(
+                "Event cancelled: %(count)d reservation cancelled.",
+                "Event cancelled: %(count)d reservations cancelled.",
+                count,
+            ) % {"count": count}
+            self.log_change(request, resource, _with_reason(summary, reason))
+
+    def _cancel_events_confirmation(
+        self, request: HttpRequest, queryset: QuerySet[Resource], form: ReasonForm
+    ) -> TemplateResponse:
+        resources = list(queryset.order_by("starts_at", "id"))
+        active: dict[int, list[Reservation]] = {resource.pk: [] for resource in resources}
+        for reservation in Reservation.objects.filter(
+            resource__in=resources, status__in=ACTIVE_STATUSES
+        ).order_by("id"):
+            active[reservation.resource_id].append(reservation)
+        events = []
+        for resource in resources:
+            to_cancel = [r for r in active[resource.pk] if r.checked_in_at is None]
+            places = sum(r.quantity for r in to_cancel)
+            events.append(
+                {
+                    "resource": resource,
+                    "to_cancel": to_cancel,
+                    "places": places,
+                    "summary": ngettext(
+                        "%(count)d reservation will be cancelled, releasing %(places)s.",
+                        "%(count)d reservations will be cancelled, releasing %(places)s.",
+                        len(to_cancel),
                     )
-                    % {"name": resource, "count": len(failed), "why": failed[0]},
-                    messages.ERROR,
-                )
+                    % {"count": len(to_cancel), "places": _places(places)},
+                    "emailed": [r for r in to_cancel if r.customer_email],
+                    "not_emailed": [r for r in to_cancel if not r.customer_email],
+                    "checked_in": [r for r in active[resource.pk] if r.checked_in_at is not None],
+                }
+            )
+        return confirmation_page(
+            request,
+            self,
+            "admin/resources/resource/confirm_cancel_events.html",
+            action="cancel_events",
+            title=gettext("Cancel events"),
+            objects=resources,
+            form=form,
+            may_confirm=bool(resources),
+            submit_label=gettext("Yes, cancel the events"),
+            events=events,
+        )
 
     # Reconciliation ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ seat generation, open/close/cancel actions and the reconciliation page."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -167,6 +168,25 @@ def test_create_capacity_resource(superuser_client: Client, superuser: Any) -> N
     assert (entry.action_flag, entry.user_id) == (ADDITION, superuser.pk)
 
 
+def test_a_new_resource_is_a_draft_until_staff_open_it(superuser_client: Client) -> None:
+    page = superuser_client.get(ADD).content.decode()
+    assert re.search(r'<option value="draft" selected>', page)
+    assert not re.search(r'<option value="open" selected>', page)
+
+    response = superuser_client.post(ADD, form_data(state=ResourceState.DRAFT))
+    assert response.status_code == 302
+    resource = Resource.objects.get(name="Friday meetup")
+    assert resource.state == ResourceState.DRAFT
+    assert Client().get(f"/r/{resource.slug}/").status_code == 404
+
+    superuser_client.post(
+        CHANGELIST, {"action": "open_resources", "_selected_action": [resource.pk]}
+    )
+    resource.refresh_from_db()
+    assert resource.state == ResourceState.OPEN
+    assert Client().get(f"/r/{resource.slug}/").status_code == 200
+
+
 def test_create_seated_resource_from_rows(superuser_client: Client) -> None:
     data = form_data(
         name="Gala", kind=ResourceKind.SEATED, capacity="", seat_rows="A, B, C", seats_per_row="4"
@@ -292,11 +312,29 @@ def run_action(client: Client, action: str, resources: list[Resource]) -> Any:
     )
 
 
+def run_confirmed(
+    client: Client, action: str, resources: list[Resource], reason: str = "Storm warning"
+) -> Any:
+    """A destructive action as staff run it: its confirmation page first (which changes
+    nothing), then that page's form with a reason."""
+    ids = [r.pk for r in resources]
+    before = list(Resource.objects.order_by("pk").values())
+    page = client.post(CHANGELIST, {"action": action, "_selected_action": ids})
+    assert page.status_code == 200
+    assert 'name="post" value="yes"' in page.content.decode()
+    assert list(Resource.objects.order_by("pk").values()) == before
+    return client.post(
+        CHANGELIST,
+        {"action": action, "post": "yes", "reason": reason, "_selected_action": ids},
+        follow=True,
+    )
+
+
 def test_open_and_close_actions(superuser_client: Client) -> None:
     a = ResourceFactory(state=ResourceState.DRAFT)
     b = ResourceFactory(state=ResourceState.OPEN)
 
-    response = run_action(superuser_client, "close_resources", [a, b])
+    response = run_confirmed(superuser_client, "close_resources", [a, b])
     assert "2 resources set to closed." in response.content.decode()
     assert set(Resource.objects.values_list("state", flat=True)) == {"closed"}
 
@@ -317,7 +355,7 @@ def test_cancel_event_cancels_every_active_reservation(superuser_client: Client)
     other = ResourceFactory(capacity=5)
     untouched = book(other, 1)
 
-    response = run_action(superuser_client, "cancel_events", [resource])
+    response = run_confirmed(superuser_client, "cancel_events", [resource])
 
     text = response.content.decode()
     assert f"{resource.name} cancelled: 3 reservations cancelled." in text
@@ -382,19 +420,16 @@ def test_clerk_views_a_seated_resource_read_only(clerk_client: Client) -> None:
 def test_cancel_event_again_is_harmless(superuser_client: Client) -> None:
     resource = ResourceFactory(capacity=5)
     book(resource, 1)
-    run_action(superuser_client, "cancel_events", [resource])
-    response = run_action(superuser_client, "cancel_events", [resource])
-    assert f"{resource.name} cancelled: 0 reservations cancelled." in response.content.decode()
+    run_confirmed(superuser_client, "cancel_events", [resource])
+    response = run_confirmed(superuser_client, "cancel_events", [resource])
+    text = response.content.decode()
+    assert f"{resource.name} was already cancelled: 0 reservations cancelled." in text
     assert ReservationEvent.objects.filter(to_status="cancelled").count() == 1
 
 
 def test_staff_close_sales_now(superuser_client: Client) -> None:
     resource = ResourceFactory(sales_open_at=timezone.now() + timedelta(days=1))
-    response = superuser_client.post(
-        "/admin/resources/resource/",
-        {"action": "close_sales_now", "_selected_action": [resource.pk]},
-        follow=True,
-    )
+    response = run_confirmed(superuser_client, "close_sales_now", [resource])
     assert "Sales closed now for 1 resource." in response.content.decode()
     resource.refresh_from_db()
     assert resource.sales_close_at is not None and resource.sales_open_at is None
