@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import timezone
 
 from bookings.models import Reservation, ReservationEvent, ReservationSeat, ReservationStatus
 from bookings.services import Actor, reservation_book
@@ -351,3 +352,13 @@ def test_a_hold_that_expired_meanwhile_is_not_moved(staff_client: Client) -> Non
     reservation.refresh_from_db()
     assert reservation.status == ReservationStatus.EXPIRED
     assert seats_of(reservation) == []
+
+
+def test_closed_sales_are_a_form_error_that_keeps_what_was_typed(staff_client: Client) -> None:
+    resource = ResourceFactory(sales_close_at=timezone.now() - timedelta(hours=1))
+    response = staff_client.post(new_url(resource), {"quantity": "2", **customer()})
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "have closed" in content
+    assert 'value="Grace Hopper"' in content and 'value="2"' in content
+    assert not Reservation.objects.exists()
