@@ -42,12 +42,16 @@ def test_sale_day_in_the_admin(new_page: Any) -> None:
     staff.get_by_label("Username").fill("boss")
     staff.get_by_label("Password").fill(PASSWORD)
     staff.get_by_role("button", name="Log in").click()
-    expect(staff.get_by_role("heading", name="Site administration")).to_be_visible()
+    expect(staff.get_by_role("heading", name="Dashboard")).to_be_visible()
+    # The index groups the models by what staff do; the resources are under Events.
+    events = staff.locator(".app-events.module")
+    expect(events.get_by_role("link", name="Resources", exact=True)).to_be_visible()
 
     # A seated show: two rows of four seats, generated from the form.
     staff.goto("/admin/resources/resource/add/")
     staff.get_by_label("Name").fill("Opera gala")
     staff.get_by_label("Kind").select_option("seated")
+    expect(staff.get_by_label("State")).to_have_value("draft")  # until staff open it
     staff.get_by_label("State").select_option("open")
     staff.locator("#id_starts_at_0").fill("2031-12-04")
     staff.locator("#id_starts_at_1").fill("20:00:00")
@@ -90,6 +94,12 @@ def test_sale_day_in_the_admin(new_page: Any) -> None:
     ).check()
     staff.locator("select[name=action]").select_option("cancel_reservations")
     staff.get_by_role("button", name="Go", exact=True).click()
+    # First a confirmation page: the booking, and who will be emailed; then a reason.
+    expect(staff.locator("#to-cancel")).to_contain_text(reference)
+    expect(staff.locator(".emailed")).to_contain_text("ada@example.com")
+    assert Reservation.objects.get(reference=reference).status == ReservationStatus.CONFIRMED
+    staff.get_by_label("Reason").fill("The soprano is ill")
+    staff.get_by_role("button", name="Yes, cancel them").click()
     expect(staff.locator(".messagelist")).to_contain_text("1 cancelled.")
     expect(staff.locator("#result_list tbody tr").filter(has_text=reference)).to_contain_text(
         "Cancelled"
@@ -100,6 +110,7 @@ def test_sale_day_in_the_admin(new_page: Any) -> None:
         "link", name=reference
     ).click()
     expect(staff.locator(".inline-group")).to_contain_text("staff:boss")
+    expect(staff.locator(".inline-group")).to_contain_text("The soprano is ill")
     staff.goto("/admin/resources/resource/")
     expect(column(resource_row(staff, "Opera gala"), "available_now")).to_have_text("8")
     customer.goto(f"/r/{resource.slug}/")
