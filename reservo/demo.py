@@ -1,19 +1,32 @@
-"""`make run`: the demo on the embedded servers, served by gunicorn as in production."""
+"""`make run`: the demo on the embedded servers, served by gunicorn as in production.
+
+Stopping: Ctrl-C, SIGTERM, Ctrl-\\ or the terminal closing stops the server and the worker,
+then the embedded servers, and the demo ends with status 0, whether it was running or still
+starting (a start-up command runs to its end first: none is cut short, so none prints a
+traceback). In a terminal the demo takes the terminal's foreground for as long as it runs, as
+a shell does for a job: Ctrl-C then reaches the demo and the processes it started, and not
+the `make` that started it, which would otherwise end with the interruption's status (130)
+even after a clean stop.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # How long the server may take to answer its first request before the demo gives up.
 STARTUP_SECONDS = 60
 DEMO_USER, DEMO_PASSWORD = "staff", "reservo-demo"
+# The signals that stop the demo: Ctrl-C, a supervisor's stop, the terminal closing, Ctrl-\.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def main() -> int:
@@ -31,81 +44,180 @@ def main() -> int:
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reservo.settings")
     os.environ.setdefault("DEBUG", "0")
-    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-    # Links in the demo's emails point at this server; its emails are printed on the console.
-    os.environ.setdefault("RESERVO_PUBLIC_URL", f"http://{host}:{port}")
-    python = sys.executable
-
-    def manage(*args: str) -> None:
-        subprocess.run([python, "manage.py", *args], cwd=BASE_DIR, check=True)
-
-    print("Starting the embedded PostgreSQL and Redis (first run: ~10 s)...", flush=True)
-    subprocess.run([python, "-m", "reservo.embedded", "start"], cwd=BASE_DIR, check=True)
-    manage("migrate", "--noinput", "-v0")
-    manage("collectstatic", "--noinput", "-v0")
-    manage("seed_demo")
-    manage("ensure_demo_staff", DEMO_USER, DEMO_PASSWORD)
-
-    processes = [
-        subprocess.Popen(
-            [
-                str(Path(python).parent / "gunicorn"),
-                "-c",
-                "reservo/gunicorn_conf.py",
-                "reservo.wsgi:application",
-            ],
-            cwd=BASE_DIR,
-        )
-    ]
-    worker = BASE_DIR / "bookings" / "management" / "commands" / "run_worker.py"
-    if worker.exists():
-        processes.append(subprocess.Popen([python, "manage.py", "run_worker"], cwd=BASE_DIR))
-
-    base = f"http://{host}:{port}"
-    if not _answers(f"{base}/healthz", processes[0]):
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-            process.wait()
-        subprocess.run([python, "-m", "reservo.embedded", "stop"], cwd=BASE_DIR, check=False)
-        print("Reservo did not start; see the lines above.", file=sys.stderr)
-        return 1
-    print(
-        f"\nReservo is running.\n"
-        f"  Booking pages:  {base}/\n"
-        f"  Staff admin:    {base}/admin/  (user {DEMO_USER!r}, password {DEMO_PASSWORD!r})\n"
-        f"  API docs:       {base}/api/docs/\n"
-        f"  Health:         {base}/healthz\n"
-        "Press Ctrl-C to stop.\n",
-        flush=True,
-    )
-
-    stopping: list[int] = []
-
-    def stop(signum: int, frame: object) -> None:
-        stopping.append(signum)
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    status = 0
-    for process in processes:
-        status = status or process.wait()
-    subprocess.run([python, "-m", "reservo.embedded", "stop"], cwd=BASE_DIR, check=False)
-    # Asked to stop (Ctrl-C, SIGTERM): a clean end, whatever each process said on its way out.
-    return 0 if stopping else status
+    demo = Demo()
+    terminal = _take_the_terminal()
+    if terminal is not None:
+        # The shell does not know this job's group: suspended, it could not be resumed.
+        signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+    try:
+        return demo.run()
+    finally:
+        if terminal is not None:
+            _give_back_the_terminal(*terminal)
 
 
-def _answers(url: str, server: subprocess.Popen[bytes]) -> bool:
-    """Whether the server answers `url` within a minute (False as soon as it exits)."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline and server.poll() is None:
+class Demo:
+    """The demo's processes: start-up commands run one after the other, then the server and
+    the worker; the first stop signal stops those two, then the embedded servers."""
+
+    def __init__(self) -> None:
+        self.host = os.environ.get("HOST", "127.0.0.1")
+        self.port = os.environ.get("PORT", "8000")
+        self.python = sys.executable
+        self.stopping = False
+        self.servers: list[subprocess.Popen[bytes]] = []
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._stop)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        if not self.stopping:
+            # os.write: print() must not be entered again from a signal handler. The
+            # terminal may have gone (SIGHUP).
+            with contextlib.suppress(OSError):
+                os.write(sys.stdout.fileno(), b"\nStopping Reservo...\n")
+        self.stopping = True
+        for server in self.servers:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)  # gunicorn: a graceful stop
+
+    @staticmethod
+    def _popen(command: list[str]) -> subprocess.Popen[bytes]:
+        """Start `command` with Ctrl-C and Ctrl-\\ blocked, which it keeps: those reach the
+        whole foreground group, and only the demo acts on them, stopping the others in order
+        (a start-up command is not cut short, a server does not print a traceback because
+        Ctrl-C came before it set up its own handling). The demo gets them once unblocked."""
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGQUIT})
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
-                return bool(response.status == 200)
-        except OSError:
-            time.sleep(0.2)
-    return False
+            return subprocess.Popen(command, cwd=BASE_DIR)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def _step(self, *command: str) -> bool:
+        """Run a start-up command to its end (a stop waits for it); False if it failed."""
+        return self._popen(list(command)).wait() == 0
+
+    def _manage(self, *args: str) -> bool:
+        return self._step(self.python, "manage.py", *args)
+
+    def run(self) -> int:
+        host, port, python = self.host, self.port, self.python
+        # Links in the demo's emails point at this server; its emails are printed on the console.
+        os.environ.setdefault("RESERVO_PUBLIC_URL", f"http://{host}:{port}")
+        print("Starting the embedded PostgreSQL and Redis (first run: ~10 s)...", flush=True)
+        steps: list[Callable[[], bool]] = [
+            lambda: self._step(python, "-m", "reservo.embedded", "start"),
+            lambda: self._manage("migrate", "--noinput", "-v0"),
+            lambda: self._manage("collectstatic", "--noinput", "-v0"),
+            lambda: self._manage("seed_demo"),
+            lambda: self._manage("ensure_demo_staff", DEMO_USER, DEMO_PASSWORD),
+        ]
+        for step in steps:
+            if self.stopping:
+                return self._end(0)
+            if not step():
+                return self._end(1)
+
+        gunicorn = str(Path(python).parent / "gunicorn")
+        commands = {
+            "gunicorn": [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"]
+        }
+        if (BASE_DIR / "bookings" / "management" / "commands" / "run_worker.py").exists():
+            commands["the worker"] = [python, "manage.py", "run_worker"]
+        self.servers = [self._popen(command) for command in commands.values()]
+        names = dict(zip(self.servers, commands, strict=True))
+        server = self.servers[0]
+
+        base = f"http://{host}:{port}"
+        if not self._answers(f"{base}/healthz", server):
+            return self._end(1)
+        print(
+            f"\nReservo is running.\n"
+            f"  Booking pages:  {base}/\n"
+            f"  Staff admin:    {base}/admin/  (user {DEMO_USER!r}, password {DEMO_PASSWORD!r})\n"
+            f"  API docs:       {base}/api/docs/\n"
+            f"  Health:         {base}/healthz\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        # Until a stop signal, or until the server or the worker ends by itself.
+        while not self.stopping and all(server.poll() is None for server in self.servers):
+            time.sleep(0.5)
+        if self.stopping:
+            return self._end(0)
+        ended = next(server for server in self.servers if server.poll() is not None)
+        print(
+            f"{names[ended]} ended with status {ended.returncode}; stopping.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return self._end(ended.returncode or 1)
+
+    def _end(self, status: int) -> int:
+        """Stop the server and the worker, then the embedded servers. A stop asked for is a
+        clean end (status 0), whatever each process said on its way out."""
+        if self.stopping:
+            status = 0
+        elif not self.servers:
+            print("Reservo did not start; see the lines above.", file=sys.stderr, flush=True)
+        elif status:
+            print("Reservo did not answer; see the lines above.", file=sys.stderr, flush=True)
+        self.stopping = True
+        for server in self.servers:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+        for server in self.servers:
+            server.wait()
+        self._step(self.python, "-m", "reservo.embedded", "stop")
+        return status
+
+    def _answers(self, url: str, server: subprocess.Popen[bytes]) -> bool:
+        """Whether the server answers `url` within a minute (False as soon as it exits or
+        the demo is asked to stop)."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and server.poll() is None and not self.stopping:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                    return bool(response.status == 200)
+            except OSError:
+                time.sleep(0.2)
+        return False
+
+
+def _take_the_terminal() -> tuple[int, int] | None:
+    """Make the demo the terminal's foreground process group, as a shell does for a job, if
+    it runs in the foreground of a terminal. Returns what `_give_back_the_terminal` needs."""
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd) or os.tcgetpgrp(fd) != os.getpgrp():
+            return None  # no terminal, or started in the background: nothing to take
+        previous = os.getpgrp()
+        if previous == os.getpid():
+            return None  # already a group of its own: Ctrl-C reaches nobody else
+        os.setpgid(0, 0)
+    except (OSError, ValueError):
+        return None
+    try:
+        _set_foreground(fd, os.getpgrp())
+    except OSError:
+        os.setpgid(0, previous)
+        return None
+    return fd, previous
+
+
+def _give_back_the_terminal(fd: int, group: int) -> None:
+    # If that group has gone, its shell takes the terminal back when it sees it end.
+    with contextlib.suppress(OSError):
+        _set_foreground(fd, group)
+
+
+def _set_foreground(fd: int, group: int) -> None:
+    # A group that is not in the foreground is stopped by SIGTTOU when it changes the
+    # terminal's foreground group, unless it ignores the signal meanwhile.
+    before = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, group)
+    finally:
+        signal.signal(signal.SIGTTOU, before)
 
 
 if __name__ == "__main__":
