@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import DateTimeField, ExpressionWrapper, F, Value
@@ -19,11 +20,12 @@ from bookings.services.common import (
     expire_due_holds,
     lock_resource,
     manage_token_hash,
+    on_commit_invalidate,
     rules_under_lock,
     set_status,
 )
-from reservo.errors import HoldExpired, InvalidState, NotFound, ReservoError
-from resources.models import Resource
+from reservo.errors import HoldExpired, InvalidState, NotFound, ReservoError, ValidationFailed
+from resources.models import Resource, ResourceState
 
 # Changes a locked reservation that is not a hold past its expiry.
 Change = Callable[[Resource, Reservation, Rules], None]
@@ -80,8 +82,11 @@ def reservation_confirm(
     customer_name: str | None = None,
     customer_email: str | None = None,
     manage_token: str | None = None,
+    language: str | None = None,
 ) -> Reservation:
     """Turn a hold into a booking. A hold past its expiry is expired instead, never confirmed.
+
+    `language`, when given, is the one the customer confirmed in: their emails follow it.
 
     `manage_token`, when the caller knows it (the customer's own session), is put in the
     confirmation email's link; a token that does not match the reservation is ignored.
@@ -105,6 +110,9 @@ def reservation_confirm(
         if customer_email is not None:
             reservation.customer_email = customer_email
             also.append("customer_email")
+        if language is not None and language != reservation.language:
+            reservation.language = language
+            also.append("language")
         token = manage_token
         if token is not None and not hmac.compare_digest(
             manage_token_hash(token), reservation.manage_token_hash
@@ -128,9 +136,10 @@ def reservation_confirm(
     )
 
 
-def reservation_cancel(*, reservation_id: int, actor: Actor) -> Reservation:
+def reservation_cancel(*, reservation_id: int, actor: Actor, reason: str = "") -> Reservation:
     """Cancel a held or confirmed reservation that is not checked in; its places are
-    released exactly once."""
+    released exactly once. `reason`, staff's words, goes into the history and the
+    customer's email."""
 
     def cancel(resource: Resource, reservation: Reservation, rules: Rules) -> None:
         if reservation.status not in ACTIVE_STATUSES:
@@ -142,7 +151,12 @@ def reservation_cancel(*, reservation_id: int, actor: Actor) -> Reservation:
                 current_status=reservation.status,
             )
         set_status(
-            [reservation], ReservationStatus.CANCELLED, actor, resource=resource, now=rules.now
+            [reservation],
+            ReservationStatus.CANCELLED,
+            actor,
+            resource=resource,
+            now=rules.now,
+            reason=reason,
         )
 
     return _transition(
@@ -153,6 +167,56 @@ def reservation_cancel(*, reservation_id: int, actor: Actor) -> Reservation:
             _("This hold had already expired."), current_status=ReservationStatus.EXPIRED
         ),
     )
+
+
+@dataclass(frozen=True)
+class EventCancellation:
+    """What cancelling an event did."""
+
+    resource: Resource
+    # The resource was cancelled before: this run only cancelled what was still active.
+    was_cancelled: bool
+    cancelled: list[Reservation]
+    # Confirmed and checked in: a checked-in booking cannot be cancelled; it stays booked.
+    checked_in: list[Reservation]
+
+
+def resource_cancel(*, resource_id: int, actor: Actor, reason: str) -> EventCancellation:
+    """Cancel an event: its state becomes cancelled (no more bookings), and every active
+    reservation that is not checked in is cancelled with `reason` (history, emails), in
+    one transaction under the resource lock. Holds already past their expiry are expired
+    instead. Running it again changes nothing and says so."""
+    if not reason.strip():
+        raise ValidationFailed({"reason": [_("Say why the event is cancelled.")]})
+
+    def work() -> EventCancellation:
+        resource = lock_resource(resource_id)
+        rules = rules_under_lock(actor)
+        was_cancelled = resource.state == ResourceState.CANCELLED
+        if not was_cancelled:
+            resource.state = ResourceState.CANCELLED
+            resource.save(update_fields=["state"])
+        expire_due_holds(resource, rules, SYSTEM)
+        active = list(
+            Reservation.objects.select_for_update()
+            .filter(resource_id=resource.pk, status__in=ACTIVE_STATUSES)
+            .order_by("pk")
+        )
+        checked_in = [r for r in active if r.checked_in_at is not None]
+        cancelled = [r for r in active if r.checked_in_at is None]
+        for status in ACTIVE_STATUSES:
+            set_status(
+                [r for r in cancelled if r.status == status],
+                ReservationStatus.CANCELLED,
+                actor,
+                resource=resource,
+                now=rules.now,
+                reason=reason,
+            )
+        on_commit_invalidate(resource.pk)
+        return EventCancellation(resource, was_cancelled, cancelled, checked_in)
+
+    return in_booking_transaction(work)
 
 
 def reservations_expire_due(*, actor: Actor = SYSTEM, resource_batch: int = 100) -> int:

@@ -43,6 +43,10 @@ from reservo.errors import (
 )
 
 
+def checked_in_message() -> str:
+    return _("This booking is checked in; it can no longer be cancelled.")
+
+
 def _remember_managed(request: HttpRequest, reservation: Reservation) -> None:
     managed = dict(request.session.get(SESSION_MANAGED, {}))
     managed.pop(reservation.reference, None)
@@ -122,12 +126,17 @@ def cancel(request: HttpRequest, reference: str) -> HttpResponse:
         try:
             reservation_cancel(reservation_id=reservation.pk, actor=CUSTOMER)
         except InvalidState as error:
-            if error.extras.get("current_status") not in (
+            if error.extras.get("current_status") == ReservationStatus.CONFIRMED:
+                # The only confirmed booking a cancel refuses is one checked in since
+                # this page was opened.
+                messages.warning(request, checked_in_message())
+            elif error.extras.get("current_status") in (
                 ReservationStatus.CANCELLED,
                 ReservationStatus.EXPIRED,
             ):
+                messages.info(request, _("This booking was already cancelled."))
+            else:
                 return error_page(request, error, back_url=manage_url)
-            messages.info(request, _("This booking was already cancelled."))
         else:
             messages.success(
                 request,
@@ -137,6 +146,9 @@ def cancel(request: HttpRequest, reference: str) -> HttpResponse:
         return HttpResponseRedirect(manage_url)
     if not reservation.is_active:
         messages.info(request, _("This booking was already cancelled."))
+        return HttpResponseRedirect(manage_url)
+    if reservation.checked_in_at is not None:
+        messages.info(request, checked_in_message())
         return HttpResponseRedirect(manage_url)
     return render(
         request,

@@ -49,6 +49,27 @@ def run_action(client: Client, action: str, reservations: list[Reservation]) -> 
     )
 
 
+def cancel_confirmed(client: Client, reservations: list[Reservation]) -> Any:
+    """The cancel action as staff run it: its confirmation page first (which changes
+    nothing), then that page's form with a reason."""
+    ids = [r.pk for r in reservations]
+    before = dict(Reservation.objects.values_list("id", "status"))
+    page = client.post(CHANGELIST, {"action": "cancel_reservations", "_selected_action": ids})
+    assert page.status_code == 200
+    assert 'name="post" value="yes"' in page.content.decode()
+    assert dict(Reservation.objects.values_list("id", "status")) == before
+    return client.post(
+        CHANGELIST,
+        {
+            "action": "cancel_reservations",
+            "post": "yes",
+            "reason": "Double booking",
+            "_selected_action": ids,
+        },
+        follow=True,
+    )
+
+
 def messages_of(response: Any) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
@@ -154,7 +175,7 @@ def test_cancel_action_reports_each_row(superuser_client: Client) -> None:
     gone = book(resource, 1)
     reservation_cancel(reservation_id=gone.pk, actor=CUSTOMER)
 
-    response = run_action(superuser_client, "cancel_reservations", [*active, gone])
+    response = cancel_confirmed(superuser_client, [*active, gone])
 
     assert messages_of(response) == ["3 cancelled, 1 was already cancelled."]
     assert set(Reservation.objects.values_list("status", flat=True)) == {"cancelled"}
@@ -231,7 +252,7 @@ def test_clerk_can_view_and_cancel_but_not_confirm(clerk_client: Client) -> None
     assert Reservation.objects.get(pk=held.pk).status == ReservationStatus.HELD
     assert messages_of(response) == ["No action selected."]
 
-    response = run_action(clerk_client, "cancel_reservations", [confirmed])
+    response = cancel_confirmed(clerk_client, [confirmed])
     assert messages_of(response) == ["1 cancelled."]
     assert (
         scalar(

@@ -8,8 +8,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from bookings.models import Reservation, ReservationStatus
-from bookings.services import manage_token_hash, reservation_book
+from bookings.models import OutboxMessage, Reservation, ReservationEvent, ReservationStatus
+from bookings.services import Actor, manage_token_hash, reservation_book, reservation_check_in
 from tests.conftest import CUSTOMER
 from tests.factories import ResourceFactory
 
@@ -86,3 +86,37 @@ def test_cancel_from_the_bare_pages(client: Client) -> None:
     assert response.redirect_chain == [(reverse("bookings:manage", args=[reference]), 302)]
     assert "is cancelled" in response.content.decode()
     assert Reservation.objects.get(reference=reference).status == ReservationStatus.CANCELLED
+
+
+def test_a_checked_in_booking_offers_no_cancel(client: Client) -> None:
+    reference, token = booked()
+    reservation = Reservation.objects.get(reference=reference)
+    reservation_check_in(reservation_id=reservation.pk, actor=Actor("staff", "door"))
+    manage = reverse("bookings:manage", args=[reference])
+    cancel = reverse("bookings:cancel", args=[reference])
+
+    page = client.get(manage, {"token": token}, follow=True).content.decode()
+    assert "Checked in on" in page
+    assert "Cancel this booking" not in page and cancel not in page
+
+    # The cancel page (a bookmarked link) sends back to the booking, saying why.
+    response = client.get(cancel, follow=True)
+    assert response.redirect_chain == [(manage, 302)]
+    html = response.content.decode()
+    assert "This booking is checked in; it can no longer be cancelled." in html
+    assert "Yes, cancel my booking" not in html
+
+    # The cancel form from a tab opened before the check-in: a message, not an error page.
+    for data in ({}, {"token": token}):
+        response = client.post(cancel, data, follow=True)
+        assert response.status_code == 200
+        assert response.redirect_chain == [(manage, 302)]
+        html = response.content.decode()
+        assert "This booking is checked in; it can no longer be cancelled." in html
+        assert "Cancel this booking" not in html
+
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CONFIRMED
+    assert reservation.checked_in_at is not None
+    assert not ReservationEvent.objects.filter(to_status=ReservationStatus.CANCELLED).exists()
+    assert not OutboxMessage.objects.filter(event_type="reservation.cancelled").exists()
