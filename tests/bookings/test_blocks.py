@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -13,12 +14,15 @@ from django.utils import timezone
 from bookings.models import Reservation, ReservationStatus
 from bookings.services import (
     Actor,
+    blocks,
     holds_extend_for_maintenance,
     reservation_book,
     reservation_cancel,
     reservation_confirm,
     reservations_expire_due,
 )
+from bookings.services.blocks import seats_unblock
+from bookings.services.common import ReferenceTaken
 from reservo.errors import InvalidState, ResourceNotBookable, SoldOut
 from resources.models import ResourceState
 from resources.selectors import seat_map
@@ -132,3 +136,81 @@ def test_a_blocks_manage_link_shows_nothing(client: Client) -> None:
     block = reservation_book(resource_id=resource.pk, actor=STAFF, seat_ids=[seat.pk], block=True)
     manage = reverse("bookings:manage", args=[block.reservation.reference])
     assert client.get(manage, {"token": block.manage_token}).status_code == 404
+
+
+# Releasing blocked seats ------------------------------------------------------------------
+
+
+def labelled(resource: Any, *labels: str) -> list[int]:
+    by_label = dict(resource.seats.values_list("label", "pk"))
+    return [by_label[label] for label in labels]
+
+
+def active_seats(reservation: Reservation) -> list[str]:
+    return sorted(reservation.seat_links.filter(active=True).values_list("seat__label", flat=True))
+
+
+def test_releasing_seats_of_two_blocks_cancels_both_and_reblocks_what_was_kept() -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=6)
+    first = reservation_book(
+        resource_id=resource.pk, actor=STAFF, seat_ids=labelled(resource, "A1", "A2"), block=True
+    ).reservation
+    second = reservation_book(
+        resource_id=resource.pk,
+        actor=STAFF,
+        seat_ids=labelled(resource, "A4", "A5", "A6"),
+        block=True,
+        note="Crew",
+    ).reservation
+
+    done = seats_unblock(
+        resource_id=resource.pk, seat_ids=labelled(resource, "A1", "A2", "A5"), actor=STAFF
+    )
+
+    assert done.seat_labels == ["A1", "A2", "A5"]
+    assert sorted(r.pk for r in done.cancelled) == [first.pk, second.pk]
+    (rest,) = done.reblocked
+    rest.refresh_from_db()
+    assert (rest.blocked, rest.status, rest.note, rest.quantity) == (True, "held", "Crew", 2)
+    assert active_seats(rest) == ["A4", "A6"]
+    assert set(
+        Reservation.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)
+    ) == {"cancelled"}
+    resource.refresh_from_db()
+    assert (resource.held, resource.confirmed) == (2, 0)
+    assert [event.to_status for event in second.events.all()] == ["held", "cancelled"]
+    assert [(event.to_status, event.actor) for event in rest.events.all()] == [
+        ("held", "staff:sam")
+    ]
+
+
+def test_seats_not_blocked_are_refused_by_name_and_nothing_changes() -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=3)
+    block = reservation_book(
+        resource_id=resource.pk, actor=STAFF, seat_ids=labelled(resource, "A1"), block=True
+    ).reservation
+    reservation_book(resource_id=resource.pk, actor=CUSTOMER, seat_ids=labelled(resource, "A2"))
+    with pytest.raises(InvalidState, match="not blocked: A2, A3"):
+        seats_unblock(
+            resource_id=resource.pk, seat_ids=labelled(resource, "A1", "A2", "A3"), actor=STAFF
+        )
+    block.refresh_from_db()
+    assert block.status == ReservationStatus.HELD
+
+
+def test_a_partial_release_is_one_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the new block for the kept seats cannot be written, the old one is not released
+    either: no moment exists where a customer could take the kept seats."""
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=3)
+    block = reservation_book(
+        resource_id=resource.pk, actor=STAFF, seat_ids=labelled(resource, "A1", "A2"), block=True
+    ).reservation
+    # Every new reference collides with the block's own: the insert fails each time.
+    monkeypatch.setattr(blocks, "new_reference", lambda: block.reference)
+    with pytest.raises(ReferenceTaken):
+        seats_unblock(resource_id=resource.pk, seat_ids=labelled(resource, "A1"), actor=STAFF)
+    block.refresh_from_db()
+    assert block.status == ReservationStatus.HELD
+    assert active_seats(block) == ["A1", "A2"]
+    resource.refresh_from_db()
+    assert resource.held == 2
