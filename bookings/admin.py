@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -45,8 +44,7 @@ from bookings.models import (
 )
 from bookings.services import Actor, reservation_cancel, reservation_confirm
 from reservo.errors import HoldExpired, InvalidState, ReservoError, ValidationFailed
-
-CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+from reservo.spreadsheets import Echo, csv_cell
 
 
 def staff_actor(request: HttpRequest) -> Actor:
@@ -80,19 +78,6 @@ class ReservationEventInline(admin.TabularInline):
 def _seat_labels(reservation: Reservation) -> str:
     links = reservation.seat_links.all()
     return ", ".join(link.seat.label for link in links)
-
-
-def _csv_cell(value: Any) -> str:
-    """A spreadsheet must not run a customer-typed name as a formula."""
-    if isinstance(value, datetime):
-        return value.isoformat()  # ISO 8601 with its offset, whatever the pages show
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 @admin.register(Reservation)
@@ -369,12 +354,12 @@ class ReservationAdmin(admin.ModelAdmin):
         header = [field for field in self.readonly_fields if field != "public_id"]
 
         def lines() -> Iterator[str]:
-            writer = csv.writer(_Echo())
+            writer = csv.writer(Echo())
             yield writer.writerow(header)
             for r in rows.iterator(chunk_size=500):
                 yield writer.writerow(
                     [
-                        _csv_cell(value)
+                        csv_cell(value)
                         for value in (
                             r.reference,
                             r.resource.name,

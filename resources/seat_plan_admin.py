@@ -7,6 +7,7 @@ made with `reservation_book(block=True)` and released with `seats_unblock`.
 
 from __future__ import annotations
 
+import csv
 from itertools import groupby
 from typing import Any
 
@@ -22,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from bookings.services import Actor, reservation_book
 from bookings.services.blocks import seats_unblock
 from reservo.errors import ReservoError
+from reservo.spreadsheets import csv_cell
 from resources.models import Resource, ResourceKind
 from resources.selectors import (
     SEAT_AVAILABLE,
@@ -224,6 +226,8 @@ class SeatPlanAdminMixin:
             ),
         )
         resource: Resource = plan.resource
+        if request.GET.get("format") == "csv":
+            return _seat_list_csv(resource, plan, holders, order)
         context = {
             "resource": resource,
             "order": order,
@@ -234,3 +238,49 @@ class SeatPlanAdminMixin:
             "list_url": reverse("admin:resources_resource_seat_list", args=[resource.pk]),
         }
         return TemplateResponse(request, "admin/resources/resource/seat_list.html", context)
+
+
+def _seat_list_csv(
+    resource: Resource, plan: SeatPlan, holders: list[dict[str, Any]], order: str
+) -> HttpResponse:
+    """The seating list for a spreadsheet: one line per seat, by seat or by name."""
+    seats = plan.seats
+    if order == BY_NAME:
+        position = {holder["id"]: index for index, holder in enumerate(holders)}
+        seats = [seat for seat in seats if seat["holder"] is not None]
+        seats.sort(key=lambda seat: position[seat["holder"]["id"]])
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="seating-{resource.slug}-{order}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "seat",
+            "row",
+            "number",
+            "status",
+            "reference",
+            "name",
+            "email",
+            "phone",
+            "note",
+            "checked_in_at",
+        ]
+    )
+    for seat in seats:
+        holder = seat["holder"] or {}
+        writer.writerow(
+            csv_cell(value)
+            for value in (
+                seat["label"],
+                seat["row"],
+                seat["number"],
+                seat["status"],
+                holder.get("reference"),
+                holder.get("name"),
+                holder.get("email"),
+                holder.get("phone"),
+                holder.get("note"),
+                holder.get("checked_in_at"),
+            )
+        )
+    return response

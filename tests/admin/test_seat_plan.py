@@ -3,6 +3,8 @@ seating list, and who may do what."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any
 
@@ -424,3 +426,34 @@ def test_the_reservations_list_shows_a_block_as_blocked(
         reverse("admin:bookings_reservation_changelist"), {"blocked__exact": "1"}
     ).content.decode()
     assert block.reference in blocks_only and held.reference not in blocks_only
+
+
+def test_the_seating_list_as_csv(
+    superuser_client: Client, show: Resource, full_house: dict[str, Reservation]
+) -> None:
+    show.seats.filter(label="A4").update(label="=A4")  # a formula in a cell is not run
+    html = superuser_client.get(list_url(show)).content.decode()
+    assert f'href="{list_url(show)}?order=seat&amp;format=csv"' in html
+
+    response = superuser_client.get(list_url(show), {"format": "csv"})
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert f'filename="seating-{show.slug}-seat.csv"' in response["Content-Disposition"]
+    lines = list(csv.reader(io.StringIO(response.content.decode())))
+    assert lines[0][:6] == ["seat", "row", "number", "status", "reference", "name"]
+    assert [line[0] for line in lines[1:]] == ["A1", "A2", "A3", "'=A4", "B1", "B2", "B3", "B4"]
+    ada = full_house["booked"]
+    assert lines[1][:7] == [
+        "A1",
+        "A",
+        "1",
+        "booked",
+        ada.reference,
+        "Ada Lovelace",
+        "ada@example.com",
+    ]
+    assert lines[5][3:5] == ["blocked", full_house["blocked"].reference]
+    assert lines[8][3] == "checked_in" and lines[8][9]  # the time of the check-in
+
+    by_name = superuser_client.get(list_url(show), {"format": "csv", "order": "name"})
+    names = [line[5] for line in csv.reader(io.StringIO(by_name.content.decode()))][1:]
+    assert names == ["Ada Lovelace", "Ada Lovelace", "Alan Turing", "Grace Hopper", "", ""]
