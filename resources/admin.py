@@ -337,7 +337,7 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
             except ReservoError as exc:
                 refused.append(f"{resource}: {exc.detail}")
                 continue
-            if reason:
+            if state == ResourceState.CLOSED:
                 closed = gettext("Closed for booking.")
                 self.log_change(request, resource, _with_reason(closed, reason))
         label = ResourceState(state).label
@@ -411,10 +411,7 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
                 self.message_user(request, f"{resource}: {exc.detail}", messages.ERROR)
                 continue
             closed += 1
-            if reason:
-                self.log_change(
-                    request, resource, _with_reason(gettext("Sales closed now."), reason)
-                )
+            self.log_change(request, resource, _with_reason(gettext("Sales closed now."), reason))
         self.message_user(
             request,
             ngettext(

@@ -372,3 +372,5 @@ def test_close_for_booking_asks_first(superuser_client: Client) -> None:
     assert messages_of(done) == ["1 resource set to closed."]
     resource.refresh_from_db()
     assert resource.state == ResourceState.CLOSED
+    [log] = LogEntry.objects.filter(object_id=str(resource.pk))
+    assert (log.get_change_message(), log.user.get_username()) == ("Closed for booking.", "boss")
