@@ -53,7 +53,14 @@ def staff_actor(request: HttpRequest) -> Actor:
 
 class ReservationEventInline(admin.TabularInline):
     model = ReservationEvent
-    fields = readonly_fields = ("occurred_at", "from_status", "to_status", "actor", "reason")
+    fields = readonly_fields = (
+        "occurred_at",
+        "from_status",
+        "to_status",
+        "actor",
+        "note",
+        "reason",
+    )
     extra = 0
     max_num = 0
     can_delete = False

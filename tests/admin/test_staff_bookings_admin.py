@@ -220,8 +220,9 @@ def test_edit_details_saves_them_with_a_history_row(staff_client: Client) -> Non
     event = ReservationEvent.objects.filter(reservation=reservation).order_by("-id").first()
     assert event is not None
     assert (event.actor, event.note) == ("staff:ada", "details changed: name, email, phone, note")
-    history = staff_client.get(detail_url(reservation)).content.decode()
-    assert "0612345678" in history
+    page = staff_client.get(detail_url(reservation)).content.decode()
+    assert "0612345678" in page
+    assert "details changed: name, email, phone, note" in page
 
 
 def test_edit_details_keeps_what_was_typed_on_a_bad_email(staff_client: Client) -> None:
@@ -257,6 +258,8 @@ def test_move_seats_shows_the_booking_s_own_seats_and_moves_them(staff_client: C
     assert response.redirect_chain[-1][0] == detail_url(reservation)
     assert seats_of(reservation) == ["B3", "B4"]
     assert "moved from seats A1, A2 to B3, B4" in response.content.decode()
+    # The history on the reservation's page says what moved.
+    assert "seats A1, A2 \N{RIGHTWARDS ARROW} B3, B4" in response.content.decode()
     event = ReservationEvent.objects.filter(reservation=reservation).order_by("-id").first()
     assert event is not None and event.note == "seats A1, A2 \N{RIGHTWARDS ARROW} B3, B4"
 
