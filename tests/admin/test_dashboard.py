@@ -361,6 +361,12 @@ def test_maintenance_switch_goes_through_the_settings_service(
     assert entries.count() == 2
 
 
+def test_without_the_settings_row_maintenance_reads_off(superuser_client: Client) -> None:
+    SystemSettings.objects.all().delete()
+    panel = maintenance_form(page(superuser_client))
+    assert "<strong>Off</strong>" in panel
+
+
 def test_switching_to_the_current_state_changes_nothing(superuser_client: Client) -> None:
     before = SystemSettings.objects.get(pk=SINGLETON_ID).updated_at
     response = superuser_client.post(SWITCH, {"maintenance_mode": "off"}, follow=True)
