@@ -327,9 +327,10 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
     def _set_state(
         self, request: HttpRequest, queryset: QuerySet[Resource], state: str, reason: str = ""
     ) -> None:
-        changed, refused = 0, []
+        changed, already, refused = 0, 0, []
         for resource in queryset.order_by("id"):
             if resource.state == state:
+                already += 1
                 continue
             try:
                 resource_update(resource_id=resource.pk, state=state)
@@ -340,7 +341,7 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
             if state == ResourceState.CLOSED:
                 closed = gettext("Closed for booking.")
                 self.log_change(request, resource, _with_reason(closed, reason))
-        label = ResourceState(state).label
+        label = str(ResourceState(state).label).lower()
         self.message_user(
             request,
             ngettext(
@@ -348,9 +349,20 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
                 "%(count)d resources set to %(state)s.",
                 changed,
             )
-            % {"count": changed, "state": str(label).lower()},
+            % {"count": changed, "state": label},
             messages.SUCCESS,
         )
+        if already:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d resource was already %(state)s.",
+                    "%(count)d resources were already %(state)s.",
+                    already,
+                )
+                % {"count": already, "state": label},
+                messages.WARNING,
+            )
         for line in refused:
             self.message_user(request, line, messages.ERROR)
 
@@ -403,12 +415,15 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
                 ),
             )
         reason = form.cleaned_data["reason"]
-        closed = 0
+        closed = already = 0
         for resource in confirmed_selection(request, self):
             try:
-                resource_close_sales(resource_id=resource.pk)
+                closed_now = resource_close_sales(resource_id=resource.pk)
             except ReservoError as exc:
                 self.message_user(request, f"{resource}: {exc.detail}", messages.ERROR)
+                continue
+            if not closed_now:
+                already += 1
                 continue
             closed += 1
             self.log_change(request, resource, _with_reason(gettext("Sales closed now."), reason))
@@ -422,6 +437,18 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
             % {"count": closed},
             messages.SUCCESS,
         )
+        if already:
+            self.message_user(
+                request,
+                ngettext(
+                    "Sales of %(count)d resource had closed already; they keep their closing time.",
+                    "Sales of %(count)d resources had closed already; they keep their "
+                    "closing time.",
+                    already,
+                )
+                % {"count": already},
+                messages.WARNING,
+            )
         return None
 
     def _close_confirmation(

@@ -261,20 +261,28 @@ def resource_add_seats(*, resource_id: int, seats: Sequence[SeatSpec]) -> Resour
     return in_booking_transaction(add)
 
 
-def resource_close_sales(*, resource_id: int) -> None:
+def resource_close_sales(*, resource_id: int) -> bool:
     """Close sales now, by the database clock, under the resource lock: a booking that
     takes the lock after this commits finds sales closed. A window not open yet ends
-    with it."""
+    with it. Sales already closed keep the time they closed; returns whether they
+    closed now."""
 
-    def close() -> None:
-        updated = Resource.objects.filter(pk=resource_id).update(
-            sales_close_at=Now(),
-            sales_open_at=Case(
-                When(sales_open_at__gte=Now(), then=Value(None)), default=F("sales_open_at")
-            ),
+    def close() -> bool:
+        updated = (
+            Resource.objects.filter(pk=resource_id)
+            .exclude(sales_close_at__lte=Now())
+            .update(
+                sales_close_at=Now(),
+                sales_open_at=Case(
+                    When(sales_open_at__gte=Now(), then=Value(None)), default=F("sales_open_at")
+                ),
+            )
         )
         if not updated:
-            raise NotFound(_("No such resource."))
+            if not Resource.objects.filter(pk=resource_id).exists():
+                raise NotFound(_("No such resource."))
+            return False
         transaction.on_commit(lambda: availability_invalidate(resource_id))
+        return True
 
-    in_booking_transaction(close)
+    return in_booking_transaction(close)

@@ -347,16 +347,24 @@ def test_close_sales_asks_first_then_records_the_reason(superuser_client: Client
     resource.refresh_from_db()
     assert resource.sales_close_at is None
 
-    # The reason is optional here: nothing is taken from anyone.
-    done = confirm(superuser_client, RESOURCES, "close_sales_now", [resource.pk], reason="")
+    done = confirm(superuser_client, RESOURCES, "close_sales_now", [resource.pk], "Sold offline")
     assert messages_of(done) == ["Sales closed now for 1 resource."]
     resource.refresh_from_db()
-    assert resource.sales_close_at is not None
+    closed_at = resource.sales_close_at
+    assert closed_at is not None
     assert OutboxMessage.objects.filter(event_type="reservation.cancelled").count() == 0
+    [log] = LogEntry.objects.filter(object_id=str(resource.pk))
+    assert log.get_change_message() == "Sales closed now. Reason: Sold offline"
 
-    confirm(superuser_client, RESOURCES, "close_sales_now", [resource.pk], reason="Sold offline")
-    messages = [e.get_change_message() for e in LogEntry.objects.filter(object_id=resource.pk)]
-    assert any("Sold offline" in message for message in messages)
+    # Again: sales keep the time they closed, and the page says they had closed.
+    again = confirm(superuser_client, RESOURCES, "close_sales_now", [resource.pk], "")
+    assert messages_of(again) == [
+        "Sales closed now for 0 resources.",
+        "Sales of 1 resource had closed already; they keep their closing time.",
+    ]
+    resource.refresh_from_db()
+    assert resource.sales_close_at == closed_at
+    assert LogEntry.objects.filter(object_id=str(resource.pk)).count() == 1
 
 
 def test_close_for_booking_asks_first(superuser_client: Client) -> None:
@@ -374,3 +382,6 @@ def test_close_for_booking_asks_first(superuser_client: Client) -> None:
     assert resource.state == ResourceState.CLOSED
     [log] = LogEntry.objects.filter(object_id=str(resource.pk))
     assert (log.get_change_message(), log.user.get_username()) == ("Closed for booking.", "boss")
+    again = confirm(superuser_client, RESOURCES, "close_resources", [resource.pk], reason="")
+    assert messages_of(again) == ["0 resources set to closed.", "1 resource was already closed."]
+    assert LogEntry.objects.filter(object_id=str(resource.pk)).count() == 1
