@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 from bookings.models import OutboxMessage
 from bookings.views.staff import may_check_in
 from reservo import dashboard
-from settings_app.models import SystemSettings
+from settings_app.models import SINGLETON_ID, SystemSettings
 from settings_app.services import system_settings_update
 
 
@@ -216,6 +216,7 @@ class ReservoAdminSite(admin.AdminSite):
         ):
             board["maintenance"] = maintenance
             board["may_switch_maintenance"] = user.has_perm("settings_app.change_systemsettings")
+            board["settings_url"] = self._change_url("settings_app_systemsettings", SINGLETON_ID)
         return board
 
     def _changelist_url(self, name: str, query: dict[str, str] | None = None) -> str | None:

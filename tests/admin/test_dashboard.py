@@ -328,6 +328,7 @@ def test_maintenance_switch_goes_through_the_settings_service(
     assert "<strong>Off</strong>" in panel
     assert 'name="csrfmiddlewaretoken"' in panel
     assert 'name="maintenance_mode" value="on"' in panel
+    assert f'href="/admin/settings_app/systemsettings/{SINGLETON_ID}/change/"' in panel
 
     response = superuser_client.post(SWITCH, {"maintenance_mode": "on"}, follow=True)
     assert response.redirect_chain == [(INDEX, 302)]
