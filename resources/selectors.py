@@ -287,6 +287,7 @@ def seat_plan(resource_id: int) -> SeatPlan | None:
                 "status": _staff_status(reservation),
                 "hold_expires_at": reservation.hold_expires_at,
                 "checked_in_at": reservation.checked_in_at,
+                "seat_ids": [],
                 "seat_labels": [],
             }
         holder_of_seat[link.seat_id] = holder
@@ -298,6 +299,7 @@ def seat_plan(resource_id: int) -> SeatPlan | None:
         if holder is not None:
             if not holder["seat_labels"]:
                 ordered_holders.append(holder)
+            holder["seat_ids"].append(seat["id"])
             holder["seat_labels"].append(seat["label"])
     return SeatPlan(resource=resource, seats=seats, holders=ordered_holders)
 

@@ -32,7 +32,8 @@
       hide();
       var list = document.createElement("dl");
       Array.prototype.forEach.call(row.cells, function (cell, index) {
-        if (!cell.textContent.trim()) return;
+        // The row's own buttons stay in the table: the card sits inside the seat form.
+        if (!cell.textContent.trim() || cell.querySelector("form")) return;
         var term = document.createElement("dt");
         term.textContent = headers[index] || "";
         var value = document.createElement("dd");

@@ -457,3 +457,25 @@ def test_the_seating_list_as_csv(
     by_name = superuser_client.get(list_url(show), {"format": "csv", "order": "name"})
     names = [line[5] for line in csv.reader(io.StringIO(by_name.content.decode()))][1:]
     assert names == ["Ada Lovelace", "Ada Lovelace", "Alan Turing", "Grace Hopper", "", ""]
+
+
+def test_a_whole_block_is_released_from_its_line(superuser_client: Client, show: Resource) -> None:
+    block = reservation_book(
+        resource_id=show.pk, actor=STAFF, seat_ids=seat_ids(show, "B1", "B2"), block=True
+    ).reservation
+    html = superuser_client.get(plan_url(show)).content.decode()
+    line = re.search(rf'<tr id="holder-{block.pk}".*?</tr>', html, re.S)
+    assert line
+    form = re.search(r'<form method="post" class="seat-plan__release".*?</form>', line.group(0))
+    assert form
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]+)">', form.group(0))
+    data: dict[str, list[str]] = {}
+    for name, value in fields:
+        data.setdefault(name, []).append(value)
+    assert data["action"] == ["unblock"]
+    assert sorted(map(int, data["seats"])) == sorted(seat_ids(show, "B1", "B2"))
+
+    response = superuser_client.post(plan_url(show), data, follow=True)
+    assert messages_of(response) == ["Seats B1, B2 released."]
+    block.refresh_from_db()
+    assert block.status == ReservationStatus.CANCELLED
