@@ -11,6 +11,7 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -119,6 +120,8 @@ def checkout(request: HttpRequest, reference: str) -> HttpResponse:
                     customer_email=form.cleaned_data["email"],
                     # The confirmation email then carries the customer's manage link.
                     manage_token=_session_bookings(request).get(reference),
+                    # Its emails are written in the language the page was shown in.
+                    language=translation.get_language(),
                 )
             except HoldExpired:
                 return _hold_expired_page(request, reservation)
