@@ -7,6 +7,9 @@ traceback). In a terminal the demo takes the terminal's foreground for as long a
 a shell does for a job: Ctrl-C then reaches the demo and the processes it started, and not
 the `make` that started it, which would otherwise end with the interruption's status (130)
 even after a clean stop.
+
+A worker that ends while the demo runs (its watchdog ends one that is stuck) is replaced;
+the server ending ends the demo.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +29,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # How long the server may take to answer its first request before the demo gives up.
 STARTUP_SECONDS = 60
 DEMO_USER, DEMO_PASSWORD = "staff", "reservo-demo"
+DID_NOT_START = "Reservo did not start; see the lines above."
+# A worker that ends is replaced, unless the one before it ended less than this long ago.
+WORKER_RESTART_SECONDS = 60
 # The signals that stop the demo: Ctrl-C, a supervisor's stop, the terminal closing, Ctrl-\.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -45,6 +52,14 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reservo.settings")
     os.environ.setdefault("DEBUG", "0")
     demo = Demo()
+    if not _free(demo.host, demo.port):
+        other = int(demo.port) + 1 if demo.port.isdigit() else 8001
+        print(
+            f"{demo.host}:{demo.port} is in use (another server, or a demo already running): "
+            f"stop it, or choose another port, e.g. `make run PORT={other}`.",
+            file=sys.stderr,
+        )
+        return 1
     terminal = _take_the_terminal()
     if terminal is not None:
         # The shell does not know this job's group: suspended, it could not be resumed.
@@ -115,21 +130,20 @@ class Demo:
             if self.stopping:
                 return self._end(0)
             if not step():
-                return self._end(1)
+                return self._end(1, DID_NOT_START)
 
         gunicorn = str(Path(python).parent / "gunicorn")
-        commands = {
-            "gunicorn": [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"]
-        }
-        if (BASE_DIR / "bookings" / "management" / "commands" / "run_worker.py").exists():
-            commands["the worker"] = [python, "manage.py", "run_worker"]
-        self.servers = [self._popen(command) for command in commands.values()]
-        names = dict(zip(self.servers, commands, strict=True))
-        server = self.servers[0]
+        server = self._popen(
+            [gunicorn, "-c", "reservo/gunicorn_conf.py", "reservo.wsgi:application"]
+        )
+        self.servers.append(server)
+        worker_command = [python, "manage.py", "run_worker"]
+        worker = self._popen(worker_command)
+        self.servers.append(worker)
 
         base = f"http://{host}:{port}"
         if not self._answers(f"{base}/healthz", server):
-            return self._end(1)
+            return self._end(1, DID_NOT_START)
         print(
             f"\nReservo is running.\n"
             f"  Booking pages:  {base}/\n"
@@ -139,28 +153,36 @@ class Demo:
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
-        # Until a stop signal, or until the server or the worker ends by itself.
-        while not self.stopping and all(server.poll() is None for server in self.servers):
+        restarted_at = -float(WORKER_RESTART_SECONDS)
+        # Until a stop signal, or until the server ends by itself. A worker that ends (its
+        # watchdog ends one that is stuck) is replaced, once in WORKER_RESTART_SECONDS.
+        while not self.stopping:
+            if server.poll() is not None:
+                why = f"gunicorn ended with status {server.returncode}; stopping Reservo."
+                return self._end(server.returncode if server.returncode > 0 else 1, why)
+            if worker.poll() is not None:
+                if time.monotonic() - restarted_at < WORKER_RESTART_SECONDS:
+                    why = f"The worker ended again (status {worker.returncode}); stopping Reservo."
+                    return self._end(worker.returncode if worker.returncode > 0 else 1, why)
+                print(
+                    f"The worker ended with status {worker.returncode}; starting another.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                restarted_at = time.monotonic()
+                self.servers.remove(worker)
+                worker = self._popen(worker_command)
+                self.servers.append(worker)
             time.sleep(0.5)
-        if self.stopping:
-            return self._end(0)
-        ended = next(server for server in self.servers if server.poll() is not None)
-        print(
-            f"{names[ended]} ended with status {ended.returncode}; stopping.",
-            file=sys.stderr,
-            flush=True,
-        )
-        return self._end(ended.returncode or 1)
+        return self._end(0)
 
-    def _end(self, status: int) -> int:
+    def _end(self, status: int, why: str = "") -> int:
         """Stop the server and the worker, then the embedded servers. A stop asked for is a
         clean end (status 0), whatever each process said on its way out."""
         if self.stopping:
             status = 0
-        elif not self.servers:
-            print("Reservo did not start; see the lines above.", file=sys.stderr, flush=True)
-        elif status:
-            print("Reservo did not answer; see the lines above.", file=sys.stderr, flush=True)
+        elif why:
+            print(why, file=sys.stderr, flush=True)
         self.stopping = True
         for server in self.servers:
             if server.poll() is None:
@@ -181,6 +203,19 @@ class Demo:
             except OSError:
                 time.sleep(0.2)
         return False
+
+
+def _free(host: str, port: str) -> bool:
+    """Whether gunicorn can listen on host:port (it would retry for a few seconds, then
+    fail, while whatever holds the port might answer the demo's first request)."""
+    try:
+        address = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0]
+        with socket.socket(address[0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            probe.bind(address[4])
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _take_the_terminal() -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ import pty
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -232,3 +233,82 @@ def test_the_demo_ends_cleanly_when_asked_to_stop(demo_data_dir: Path, how: str,
     _assert_ended_cleanly(process.returncode, text, demo_data_dir, port)
     if when == "starting":
         assert "Reservo is running" not in text
+
+
+def test_the_demo_names_a_port_in_use_before_it_starts_anything(demo_data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "reservo.demo"],
+            cwd=settings.BASE_DIR,
+            env=_demo_environment(demo_data_dir, port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is in use" in result.stderr
+    assert f"make run PORT={port + 1}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Starting" not in result.stdout  # nothing was started
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, with their command lines (Linux's /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            ):
+                found[int(entry.name)] = (
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                )
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def test_the_demo_replaces_a_worker_that_ends(demo_data_dir: Path) -> None:
+    """The worker's watchdog ends a worker that is stuck (status 70); whatever ended it,
+    the demo starts another and goes on serving."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("reads /proc")
+    port = free_port()
+    reader, writer = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reservo.demo"],
+        cwd=settings.BASE_DIR,
+        env=_demo_environment(demo_data_dir, port),
+        stdin=subprocess.DEVNULL,
+        stdout=writer,
+        stderr=writer,
+        process_group=0,
+    )
+    os.close(writer)
+    output = Output(reader)
+    try:
+        wait_until(lambda: output.has("Press Ctrl-C to stop."), 180, "the demo did not start")
+
+        def workers() -> list[int]:
+            return [pid for pid, line in _children(process.pid).items() if "run_worker" in line]
+
+        wait_until(lambda: len(workers()) == 1, 30, "no worker")
+        first = workers()[0]
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: output.has("starting another"), 30, "the worker was not replaced")
+        wait_until(lambda: len(workers()) == 1 and workers()[0] != first, 30, "no new worker")
+        assert _answers(port)
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = output.finish()
+    assert "The worker ended with status -9; starting another." in text
+    _assert_ended_cleanly(process.returncode, text, demo_data_dir, port)
