@@ -376,3 +376,42 @@ def test_a_browser_switches_language_and_stays_on_the_page(new_page: Any) -> Non
     switcher.get_by_role("button", name="Français").click()
     expect(page.get_by_role("button", name="Réserver mes places")).to_be_visible()
     assert not [text for text in violations if "Content Security Policy" in text]
+
+
+# Staff ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_door_check_in_speaks_german(client: Client) -> None:
+    from bookings.services import Actor, reservation_book
+    from tests.web.test_check_in_page import logged_in, staff_user
+
+    door = logged_in(staff_user("sam.k", clerk=True))
+    booking = reservation_book(
+        resource_id=ResourceFactory(name="Konzert").pk,
+        actor=Actor("customer"),
+        quantity=2,
+        customer_name="Ada",
+    )
+    german = {"Accept-Language": "de"}
+    page = door.get("/staff/check-in/", headers=german).content.decode()
+    assert '<h1 class="check-in-title">Einlass</h1>' in page
+    assert "Referenz oder QR-Code" in page
+
+    first = door.post("/staff/check-in/", {"code": booking.reservation.reference}, headers=german)
+    again = door.post("/staff/check-in/", {"code": booking.reservation.reference}, headers=german)
+
+    assert "Eingelassen." in first.content.decode()
+    assert "2 Plätze" in first.content.decode()
+    assert "Bereits von " in again.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_admins_own_labels_and_actions_speak_french(admin_client: Client) -> None:
+    ResourceFactory(name="Concert")
+    page = admin_client.get(
+        reverse("admin:resources_resource_changelist"), headers={"Accept-Language": "fr"}
+    ).content.decode()
+    assert "Événements et ressources" in page  # the app
+    assert "Ouvrir à la réservation" in page  # an action
+    assert "Vérifier les compteurs" in page  # a link of ours
