@@ -219,30 +219,36 @@ def _free(host: str, port: str) -> bool:
 
 
 def _take_the_terminal() -> tuple[int, int] | None:
-    """Make the demo the terminal's foreground process group, as a shell does for a job, if
-    it runs in the foreground of a terminal. Returns what `_give_back_the_terminal` needs."""
+    """Make the demo the foreground process group of its controlling terminal, as a shell
+    does for a job, if it runs in that terminal's foreground. Returns what
+    `_give_back_the_terminal` needs."""
     try:
-        fd = sys.stdin.fileno()
-        if not os.isatty(fd) or os.tcgetpgrp(fd) != os.getpgrp():
-            return None  # no terminal, or started in the background: nothing to take
-        previous = os.getpgrp()
-        if previous == os.getpid():
-            return None  # already a group of its own: Ctrl-C reaches nobody else
-        os.setpgid(0, 0)
-    except (OSError, ValueError):
-        return None
-    try:
-        _set_foreground(fd, os.getpgrp())
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_CLOEXEC)  # stdin may be redirected
     except OSError:
-        os.setpgid(0, previous)
-        return None
-    return fd, previous
+        return None  # no controlling terminal: Ctrl-C cannot come
+    previous = os.getpgrp()
+    try:
+        # In the background there is nothing to take; as the leader of its own group
+        # already, Ctrl-C reaches nobody else.
+        if os.tcgetpgrp(fd) == previous and previous != os.getpid():
+            os.setpgid(0, 0)
+            try:
+                _set_foreground(fd, os.getpgrp())
+            except OSError:
+                os.setpgid(0, previous)
+                raise
+            return fd, previous
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
 def _give_back_the_terminal(fd: int, group: int) -> None:
     # If that group has gone, its shell takes the terminal back when it sees it end.
     with contextlib.suppress(OSError):
         _set_foreground(fd, group)
+    os.close(fd)
 
 
 def _set_foreground(fd: int, group: int) -> None:
