@@ -32,6 +32,7 @@ from bookings.admin_confirmation import (
     confirmation_page,
     confirmed_selection,
     is_confirmed,
+    places_text,
 )
 from bookings.api_keys import api_client_create, api_client_revoke
 from bookings.models import (
@@ -220,7 +221,7 @@ class ReservationAdmin(admin.ModelAdmin):
             "%(count)d reservation will be cancelled, releasing %(places)s.",
             "%(count)d reservations will be cancelled, releasing %(places)s.",
             len(to_cancel),
-        ) % {"count": len(to_cancel), "places": _places(places)}
+        ) % {"count": len(to_cancel), "places": places_text(places)}
         return confirmation_page(
             request,
             self,
@@ -394,10 +395,6 @@ class ReservationAdmin(admin.ModelAdmin):
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="reservations-{stamp}.csv"'
         return response
-
-
-def _places(count: int) -> str:
-    return ngettext("%(count)d place", "%(count)d places", count) % {"count": count}
 
 
 def _iso(value: Any) -> str:

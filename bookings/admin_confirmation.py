@@ -20,6 +20,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 REASON_MAX_LENGTH = 1000
 
@@ -35,6 +36,10 @@ class ReasonForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["reason"].required = required
         self.fields["reason"].help_text = help_text
+
+
+def places_text(count: int) -> str:
+    return ngettext("%(count)d place", "%(count)d places", count) % {"count": count}
 
 
 def is_confirmed(request: HttpRequest) -> bool:

@@ -25,6 +25,7 @@ from bookings.admin_confirmation import (
     confirmation_page,
     confirmed_selection,
     is_confirmed,
+    places_text,
 )
 from bookings.models import ACTIVE_STATUSES, Reservation, ReservationStatus
 from bookings.services import Actor
@@ -55,10 +56,6 @@ def staff_actor(request: HttpRequest) -> Actor:
 
 def _with_reason(text: str, reason: str) -> str:
     return f"{text} {gettext('Reason:')} {reason}" if reason else text
-
-
-def _places(count: int) -> str:
-    return ngettext("%(count)d place", "%(count)d places", count) % {"count": count}
 
 
 def _close_reason_form(request: HttpRequest) -> ReasonForm:
@@ -561,7 +558,7 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
                         "%(count)d reservations will be cancelled, releasing %(places)s.",
                         len(to_cancel),
                     )
-                    % {"count": len(to_cancel), "places": _places(places)},
+                    % {"count": len(to_cancel), "places": places_text(places)},
                     "emailed": [r for r in to_cancel if r.customer_email],
                     "not_emailed": [r for r in to_cancel if not r.customer_email],
                     "checked_in": [r for r in active[resource.pk] if r.checked_in_at is not None],
