@@ -48,10 +48,6 @@ from reservo.errors import HoldExpired, InvalidState, ReservoError, ValidationFa
 from reservo.spreadsheets import Echo, csv_cell
 
 
-def staff_actor(request: HttpRequest) -> Actor:
-    return Actor("staff", request.user.get_username())
-
-
 class ReservationEventInline(admin.TabularInline):
     model = ReservationEvent
     fields = readonly_fields = (
@@ -255,7 +251,7 @@ class ReservationAdmin(admin.ModelAdmin):
     ) -> None:
         """One service call (one transaction) per reservation; reports what became of each
         (when `cancelling`, a refused confirmed reservation is a checked-in one)."""
-        actor = staff_actor(request)
+        actor = Actor.staff(request.user)
         changed = 0
         unchanged: Counter[str] = Counter()
         checked_in = 0

@@ -59,10 +59,6 @@ SEAT_STATUS_LABELS = {
 CONFIRM, HOLD = "confirm", "hold"
 
 
-def staff_actor(request: HttpRequest) -> Actor:
-    return Actor("staff", request.user.get_username())
-
-
 # Forms --------------------------------------------------------------------------------
 
 
@@ -243,7 +239,7 @@ def new_booking_view(
             try:
                 booking = reservation_book(
                     resource_id=resource.pk,
-                    actor=staff_actor(request),
+                    actor=Actor.staff(request.user),
                     quantity=None if seated else data["quantity"],
                     seat_ids=data["seats"] if seated else None,
                     hold=data["mode"] == HOLD,
@@ -341,7 +337,9 @@ def edit_details_view(
         if form.is_valid():
             try:
                 updated = reservation_update_customer(
-                    reservation_id=reservation.pk, actor=staff_actor(request), **form.cleaned_data
+                    reservation_id=reservation.pk,
+                    actor=Actor.staff(request.user),
+                    **form.cleaned_data,
                 )
             except ValidationFailed as error:
                 _add_errors(form, error.errors)
@@ -400,7 +398,7 @@ def move_seats_view(
             try:
                 reservation_move_seats(
                     reservation_id=reservation.pk,
-                    actor=staff_actor(request),
+                    actor=Actor.staff(request.user),
                     seat_ids=form.cleaned_data["seats"],
                 )
             except SeatsUnavailable as error:

@@ -50,10 +50,6 @@ from resources.services import (
 )
 
 
-def staff_actor(request: HttpRequest) -> Actor:
-    return Actor("staff", request.user.get_username())
-
-
 def _with_reason(text: str, reason: str) -> str:
     return f"{text} {gettext('Reason:')} {reason}" if reason else text
 
@@ -499,7 +495,7 @@ class ResourceAdmin(SeatPlanAdminMixin, admin.ModelAdmin):
     def _cancel_event(self, request: HttpRequest, resource: Resource, reason: str) -> None:
         try:
             result = resource_cancel(
-                resource_id=resource.pk, actor=staff_actor(request), reason=reason
+                resource_id=resource.pk, actor=Actor.staff(request.user), reason=reason
             )
         except ReservoError as exc:
             self.message_user(request, f"{resource}: {exc.detail}", messages.ERROR)

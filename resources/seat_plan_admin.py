@@ -64,10 +64,6 @@ class SeatActionForm(forms.Form):
         self.fields["seats"].choices = [(seat["id"], seat["label"]) for seat in plan.seats]  # type: ignore[attr-defined]
 
 
-def _seat_actor(request: HttpRequest) -> Actor:
-    return Actor("staff", request.user.get_username())
-
-
 def _labelled(plan: SeatPlan) -> SeatPlan:
     """The plan with what the pages show: each status's words, each holder's summary."""
     for holder in plan.holders:
@@ -187,7 +183,7 @@ class SeatPlanAdminMixin:
     def _block(self, request: HttpRequest, plan: SeatPlan, seat_ids: list[int], note: str) -> str:
         booking = reservation_book(
             resource_id=plan.resource.pk,
-            actor=_seat_actor(request),
+            actor=Actor.staff(request.user),
             seat_ids=seat_ids,
             block=True,
             note=note,
@@ -200,7 +196,7 @@ class SeatPlanAdminMixin:
 
     def _unblock(self, request: HttpRequest, plan: SeatPlan, seat_ids: list[int]) -> str:
         done = seats_unblock(
-            resource_id=plan.resource.pk, seat_ids=seat_ids, actor=_seat_actor(request)
+            resource_id=plan.resource.pk, seat_ids=seat_ids, actor=Actor.staff(request.user)
         )
         text = ngettext(
             "Seat %(labels)s released.", "Seats %(labels)s released.", len(done.seat_labels)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
@@ -39,6 +41,11 @@ class Actor:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name}" if self.name else self.kind
+
+    @classmethod
+    def staff(cls, user: AbstractBaseUser | AnonymousUser) -> Actor:
+        """A member of staff, by their username."""
+        return cls("staff", user.get_username())
 
     @property
     def bound_by_maintenance(self) -> bool:
