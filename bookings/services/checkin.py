@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from bookings.locking import in_booking_transaction
 from bookings.models import Reservation, ReservationEvent, ReservationStatus
-from bookings.services.common import Actor, lock_resource, rules_under_lock
+from bookings.services.common import Actor, lock_for_change
 from reservo.errors import AlreadyCheckedIn, InvalidCode, InvalidState, NotFound
 
 # A code signed for check-in is good for nothing else, and no other signed value is a code.
@@ -78,14 +78,6 @@ def _already_checked_in(reservation: Reservation, now: datetime) -> AlreadyCheck
     )
 
 
-def lock_reservation(reservation_id: int) -> Reservation:
-    """Lock the reservation row and read it afresh (after its resource's lock)."""
-    reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
-    if reservation is None:
-        raise NotFound(_("No such reservation."))
-    return reservation
-
-
 def reservation_check_in(*, reservation_id: int, actor: Actor) -> Reservation:
     """Check a confirmed reservation in, once, at the database's time, with a history row.
 
@@ -95,17 +87,8 @@ def reservation_check_in(*, reservation_id: int, actor: Actor) -> Reservation:
     """
 
     def work() -> Reservation:
-        resource_id = (
-            Reservation.objects.filter(pk=reservation_id)
-            .values_list("resource_id", flat=True)
-            .first()
-        )
-        if resource_id is None:
-            raise NotFound(_("No such reservation."))
-        resource = lock_resource(resource_id)
-        rules = rules_under_lock(actor)
-        reservation = lock_reservation(reservation_id)
-        reservation.resource = resource
+        locked = lock_for_change(reservation_id, actor)
+        reservation, rules = locked.reservation, locked.rules
         if reservation.checked_in_at is not None:
             raise _already_checked_in(reservation, rules.now)
         if reservation.status != ReservationStatus.CONFIRMED:

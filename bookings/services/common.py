@@ -129,6 +129,39 @@ def lock_resource(resource_id: int) -> Resource:
         raise NotFound(_("No such resource.")) from None
 
 
+def lock_reservation(reservation_id: int) -> Reservation:
+    """Lock the reservation row and read it afresh (after its resource's lock)."""
+    reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
+    if reservation is None:
+        raise NotFound(_("No such reservation."))
+    return reservation
+
+
+@dataclass(frozen=True)
+class LockedReservation:
+    """A reservation locked for a change, with its resource (locked first) and the rules
+    read under that lock."""
+
+    resource: Resource
+    rules: Rules
+    reservation: Reservation
+
+
+def lock_for_change(reservation_id: int, actor: Actor) -> LockedReservation:
+    """Lock the reservation's resource, read the rules under it (refusing `actor` while
+    maintenance binds it), then lock the reservation and read it afresh."""
+    resource_id = (
+        Reservation.objects.filter(pk=reservation_id).values_list("resource_id", flat=True).first()
+    )
+    if resource_id is None:
+        raise NotFound(_("No such reservation."))
+    resource = lock_resource(resource_id)
+    rules = rules_under_lock(actor)
+    reservation = lock_reservation(reservation_id)
+    reservation.resource = resource
+    return LockedReservation(resource=resource, rules=rules, reservation=reservation)
+
+
 def rules_under_lock(actor: Actor) -> Rules:
     """The clock and the settings, read once the resource is locked; refuses an actor bound
     by maintenance while it is on. The settings row comes from a migration; its field

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -21,25 +20,21 @@ from bookings.models import (
 )
 from bookings.names import customer_name_clean
 from bookings.services.booking import lock_free_seats, taken_seats
-from bookings.services.checkin import lock_reservation
 from bookings.services.common import (
     SYSTEM,
     Actor,
-    Rules,
-    lock_resource,
+    lock_for_change,
     on_commit_invalidate,
-    rules_under_lock,
     set_status,
 )
 from reservo.errors import (
     HoldExpired,
     InvalidState,
-    NotFound,
     ReservoError,
     SeatsUnavailable,
     ValidationFailed,
 )
-from resources.models import Resource, ResourceKind, Seat
+from resources.models import ResourceKind, Seat
 
 # The history row of an edit of the customer's details (no change of status): this note,
 # then the fields that changed, by these names.
@@ -57,29 +52,6 @@ CUSTOMER_NAME_MAX_LENGTH = Reservation._meta.get_field("customer_name").max_leng
 CUSTOMER_PHONE_MAX_LENGTH = Reservation._meta.get_field("customer_phone").max_length or 40
 CUSTOMER_EMAIL_MAX_LENGTH = 254
 NOTE_MAX_LENGTH = 2000
-
-
-@dataclass(frozen=True)
-class Locked:
-    """A reservation locked for a change, with its resource (locked first) and the rules."""
-
-    resource: Resource
-    rules: Rules
-    reservation: Reservation
-
-
-def _lock_reservation_for(reservation_id: int, actor: Actor) -> Locked:
-    """Lock the reservation's resource, read the rules under it, then lock the reservation."""
-    resource_id = (
-        Reservation.objects.filter(pk=reservation_id).values_list("resource_id", flat=True).first()
-    )
-    if resource_id is None:
-        raise NotFound(_("No such reservation."))
-    resource = lock_resource(resource_id)
-    rules = rules_under_lock(actor)
-    reservation = lock_reservation(reservation_id)
-    reservation.resource = resource
-    return Locked(resource=resource, rules=rules, reservation=reservation)
 
 
 def customer_details_clean(
@@ -136,7 +108,7 @@ def reservation_update_customer(
     )
 
     def work() -> Reservation:
-        locked = _lock_reservation_for(reservation_id, actor)
+        locked = lock_for_change(reservation_id, actor)
         reservation = locked.reservation
         changed = [field for field, value in values.items() if getattr(reservation, field) != value]
         if not changed:
@@ -194,7 +166,7 @@ def reservation_move_seats(
     new_seats: list[int] = []
 
     def work() -> Reservation | ReservoError:
-        locked = _lock_reservation_for(reservation_id, actor)
+        locked = lock_for_change(reservation_id, actor)
         resource, rules, reservation = locked.resource, locked.rules, locked.reservation
         if resource.kind != ResourceKind.SEATED:
             raise ValidationFailed({"seats": [_("This booking has no seats; nothing to move.")]})

@@ -18,13 +18,14 @@ from bookings.services.common import (
     Actor,
     Rules,
     expire_due_holds,
+    lock_for_change,
     lock_resource,
     manage_token_hash,
     on_commit_invalidate,
     rules_under_lock,
     set_status,
 )
-from reservo.errors import HoldExpired, InvalidState, NotFound, ReservoError, ValidationFailed
+from reservo.errors import HoldExpired, InvalidState, ReservoError, ValidationFailed
 from resources.models import Resource, ResourceState
 
 # Changes a locked reservation that is not a hold past its expiry.
@@ -39,19 +40,8 @@ def _transition(
     `when_expired`'s error is raised."""
 
     def work() -> tuple[Reservation, bool]:
-        resource_id = (
-            Reservation.objects.filter(pk=reservation_id)
-            .values_list("resource_id", flat=True)
-            .first()
-        )
-        if resource_id is None:
-            raise NotFound(_("No such reservation."))
-        resource = lock_resource(resource_id)
-        rules = rules_under_lock(actor)
-        reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
-        if reservation is None:
-            raise NotFound(_("No such reservation."))
-        reservation.resource = resource
+        locked = lock_for_change(reservation_id, actor)
+        resource, rules, reservation = locked.resource, locked.rules, locked.reservation
         if (
             reservation.status == ReservationStatus.HELD
             and reservation.hold_expires_at is not None

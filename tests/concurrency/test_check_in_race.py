@@ -11,7 +11,7 @@ from django.db import connection
 
 from bookings.models import Reservation, ReservationEvent
 from bookings.services import Actor, reservation_book, reservation_check_in
-from bookings.services import checkin as checkin_service
+from bookings.services import common as common_service
 from bookings.services.checkin import CHECKED_IN_NOTE
 from reservo.errors import AlreadyCheckedIn
 from resources.models import Resource
@@ -81,8 +81,8 @@ def row_locks_off(monkeypatch: pytest.MonkeyPatch) -> None:
         pause()
         return reservation
 
-    monkeypatch.setattr(checkin_service, "lock_resource", resource_without_lock)
-    monkeypatch.setattr(checkin_service, "lock_reservation", reservation_without_lock)
+    monkeypatch.setattr(common_service, "lock_resource", resource_without_lock)
+    monkeypatch.setattr(common_service, "lock_reservation", reservation_without_lock)
 
 
 @pytest.mark.usefixtures("row_locks_off")

@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection
 
 from bookings.models import Reservation, ReservationEvent, ReservationSeat
 from bookings.services import Actor, reservation_book, reservation_move_seats
+from bookings.services import common as common_service
 from bookings.services import staff as staff_service
 from reservo.errors import SeatsUnavailable
 from resources.models import Resource
@@ -95,7 +96,7 @@ def seat_locking_off(monkeypatch: pytest.MonkeyPatch) -> None:
             cursor.execute("SELECT pg_sleep(0.02)")
         return resource
 
-    monkeypatch.setattr(staff_service, "lock_resource", read_without_lock)
+    monkeypatch.setattr(common_service, "lock_resource", read_without_lock)
     monkeypatch.setattr(staff_service, "lock_free_seats", lambda resource_id, seat_ids: None)
 
 
