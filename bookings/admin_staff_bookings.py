@@ -415,20 +415,20 @@ def move_seats_view(
             else:
                 labels = [seat["label"] for seat in seat_map(resource.pk) if seat["id"] in own]
                 moved_to = ReservationSeat.objects.filter(reservation=reservation, active=True)
-                model_admin.message_user(
-                    request,
-                    gettext("%(reference)s moved from seats %(old)s to %(new)s.")
-                    % {
-                        "reference": reservation.reference,
-                        "old": ", ".join(labels),
-                        "new": ", ".join(
-                            moved_to.order_by(
-                                "seat__row", "seat__number", "seat__label"
-                            ).values_list("seat__label", flat=True)
-                        ),
-                    },
-                    messages.SUCCESS,
-                )
+                moved = gettext("%(reference)s moved from seats %(old)s to %(new)s.") % {
+                    "reference": reservation.reference,
+                    "old": ", ".join(labels),
+                    "new": ", ".join(
+                        moved_to.order_by("seat__row", "seat__number", "seat__label").values_list(
+                            "seat__label", flat=True
+                        )
+                    ),
+                }
+                if reservation.customer_email and not reservation.blocked:
+                    moved += " " + gettext("%(email)s is emailed the new seats.") % {
+                        "email": reservation.customer_email
+                    }
+                model_admin.message_user(request, moved, messages.SUCCESS)
                 return HttpResponseRedirect(_change_url(reservation))
         selected = _selected_seats(form) - set(just_taken)
     else:

@@ -267,6 +267,11 @@ class WebhookEndpoint(models.Model):
         self.secret_encrypted = webhook_secret_encrypt(value)
 
 
+# The outbox event of a move to other seats: an email to the customer only (the webhook
+# events are the status changes of bookings.notifications.EVENT_TYPES).
+SEATS_CHANGED_EVENT = "reservation.seats_changed"
+
+
 class OutboxMessage(models.Model):
     """A notification to deliver, written in the same transaction as the change it tells."""
 
@@ -284,7 +289,7 @@ class OutboxMessage(models.Model):
         Reservation,
         on_delete=models.CASCADE,
         related_name="outbox",
-        db_index=False,  # outbox_once_per_event_and_target leads with it
+        db_index=False,  # outbox_by_reservation
     )
     event_type = models.CharField(max_length=40)
     channel = models.CharField(max_length=16, choices=Channel.choices)
@@ -301,8 +306,11 @@ class OutboxMessage(models.Model):
 
     class Meta:
         constraints = [
+            # A change of status is told once to each target; a move to other seats is
+            # told each time it happens.
             models.UniqueConstraint(
                 fields=["reservation", "event_type", "channel", "target"],
+                condition=~Q(event_type=SEATS_CHANGED_EVENT),
                 name="outbox_once_per_event_and_target",
             ),
             models.CheckConstraint(
@@ -318,6 +326,7 @@ class OutboxMessage(models.Model):
                 condition=Q(status="pending"),
                 name="outbox_due",
             ),
+            models.Index(fields=["reservation"], name="outbox_by_reservation"),
         ]
 
     def __str__(self) -> str:

@@ -39,6 +39,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from bookings.models import (
+    SEATS_CHANGED_EVENT,
     OutboxMessage,
     Reservation,
     ReservationSeat,
@@ -81,6 +82,47 @@ def webhook_endpoints_active(client_ids: Collection[int]) -> list[WebhookEndpoin
     return list(WebhookEndpoint.objects.filter(api_client_id__in=client_ids, active=True))
 
 
+def _snapshot(reservation: Reservation, resource: Resource, seat_ids: list[int]) -> dict[str, Any]:
+    """The reservation as the webhooks' payload tells it."""
+    return {
+        "id": str(reservation.public_id),
+        "reference": reservation.reference,
+        "resource": resource.pk,
+        "quantity": reservation.quantity,
+        "seats": seat_ids,
+        "status": reservation.status,
+        "hold_expires_at": _timestamp(reservation.hold_expires_at),
+        "created_at": _timestamp(reservation.created_at),
+        "confirmed_at": _timestamp(reservation.confirmed_at),
+        "cancelled_at": _timestamp(reservation.cancelled_at),
+        "expired_at": _timestamp(reservation.expired_at),
+        "customer": {"name": reservation.customer_name, "email": reservation.customer_email},
+    }
+
+
+def _email_payload(
+    reservation: Reservation,
+    resource: Resource,
+    *,
+    snapshot: dict[str, Any],
+    seat_labels: list[str],
+    changed_by: str,
+) -> dict[str, Any]:
+    """What the worker needs to write the customer's email about the reservation."""
+    return {
+        "reservation": snapshot,
+        "resource": {
+            "name": resource.name,
+            "starts_at": _timestamp(resource.starts_at),
+            "ends_at": _timestamp(resource.ends_at),
+        },
+        "seat_labels": seat_labels,
+        "changed_by": changed_by,
+        # The email is written in the language the customer booked in.
+        "language": reservation.language,
+    }
+
+
 def outbox_enqueue(
     reservations: Sequence[Reservation],
     *,
@@ -118,33 +160,17 @@ def outbox_enqueue(
     messages = []
     for reservation in reservations:
         event_type = f"reservation.{reservation.status}"
-        snapshot = {
-            "id": str(reservation.public_id),
-            "reference": reservation.reference,
-            "resource": resource.pk,
-            "quantity": reservation.quantity,
-            "seats": [seat_id for seat_id, _label in seats[reservation.pk]],
-            "status": reservation.status,
-            "hold_expires_at": _timestamp(reservation.hold_expires_at),
-            "created_at": _timestamp(reservation.created_at),
-            "confirmed_at": _timestamp(reservation.confirmed_at),
-            "cancelled_at": _timestamp(reservation.cancelled_at),
-            "expired_at": _timestamp(reservation.expired_at),
-            "customer": {"name": reservation.customer_name, "email": reservation.customer_email},
-        }
+        snapshot = _snapshot(
+            reservation, resource, [seat_id for seat_id, _label in seats[reservation.pk]]
+        )
         if reservation in emailed:
-            payload: dict[str, Any] = {
-                "reservation": snapshot,
-                "resource": {
-                    "name": resource.name,
-                    "starts_at": _timestamp(resource.starts_at),
-                    "ends_at": _timestamp(resource.ends_at),
-                },
-                "seat_labels": [label for _seat_id, label in seats[reservation.pk]],
-                "changed_by": changed_by,
-                # The email is written in the language the customer booked in.
-                "language": reservation.language,
-            }
+            payload = _email_payload(
+                reservation,
+                resource,
+                snapshot=snapshot,
+                seat_labels=[label for _seat_id, label in seats[reservation.pk]],
+                changed_by=changed_by,
+            )
             if manage_token is not None:
                 payload["manage_token"] = manage_token
             if reason:
@@ -172,6 +198,39 @@ def outbox_enqueue(
         )
     # A change is told once: an event already in the outbox is not written again.
     OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
+
+
+def outbox_enqueue_seats_changed(
+    reservation: Reservation,
+    *,
+    resource: Resource,
+    seats_before: Sequence[tuple[int, str]],
+    seats_after: Sequence[tuple[int, str]],
+    changed_by: str,
+) -> None:
+    """Write the email telling the customer their booking moved from `seats_before` to
+    `seats_after` ((id, label) pairs, in the order to show), in the transaction of the
+    move. Each move is its own email (outbox_once_per_event_and_target leaves this event
+    out). Nothing for a customer without an address, nor for a house block; no webhook
+    (a move changes no status)."""
+    if not reservation.customer_email or reservation.blocked:
+        return
+    snapshot = _snapshot(reservation, resource, sorted(seat_id for seat_id, _label in seats_after))
+    payload = _email_payload(
+        reservation,
+        resource,
+        snapshot=snapshot,
+        seat_labels=[label for _seat_id, label in seats_after],
+        changed_by=changed_by,
+    )
+    payload["previous_seat_labels"] = [label for _seat_id, label in seats_before]
+    OutboxMessage.objects.create(
+        reservation=reservation,
+        event_type=SEATS_CHANGED_EVENT,
+        channel=OutboxMessage.Channel.EMAIL,
+        target=reservation.customer_email,
+        payload=payload,
+    )
 
 
 # Delivery ---------------------------------------------------------------------------
@@ -372,6 +431,7 @@ EMAIL_SUBJECTS = {
     "reservation.confirmed": lambda: _("Booking confirmed: %(reference)s"),
     "reservation.cancelled": lambda: _("Booking cancelled: %(reference)s"),
     "reservation.expired": lambda: _("Your hold expired: %(reference)s"),
+    SEATS_CHANGED_EVENT: lambda: _("Your seats have changed: %(reference)s"),
 }
 
 
@@ -412,6 +472,7 @@ def email_message(message: OutboundMessage) -> EmailMultiAlternatives:
         "customer_name": reservation["customer"]["name"],
         "quantity": reservation["quantity"],
         "seat_labels": message.payload.get("seat_labels", []),
+        "previous_seat_labels": message.payload.get("previous_seat_labels", []),
         "resource_name": resource.get("name", ""),
         "starts_at": _parse_time(resource.get("starts_at")),
         "ends_at": _parse_time(resource.get("ends_at")),

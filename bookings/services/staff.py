@@ -19,6 +19,7 @@ from bookings.models import (
     ReservationStatus,
 )
 from bookings.names import customer_name_clean
+from bookings.notifications import outbox_enqueue_seats_changed
 from bookings.services.booking import lock_free_seats, taken_seats
 from bookings.services.common import (
     SYSTEM,
@@ -130,12 +131,17 @@ def reservation_update_customer(
     return in_booking_transaction(work)
 
 
-def _seat_labels(seat_ids: Sequence[int]) -> list[str]:
+def _seats_named(seat_ids: Sequence[int]) -> list[tuple[int, str]]:
+    """(id, label) of these seats, in the order of the seat plan."""
     return list(
         Seat.objects.filter(id__in=seat_ids)
         .order_by("row", "number", "label", "id")
-        .values_list("label", flat=True)
+        .values_list("id", "label")
     )
+
+
+def _seat_labels(seat_ids: Sequence[int]) -> list[str]:
+    return [label for _seat_id, label in _seats_named(seat_ids)]
 
 
 def _seats_taken(seat_ids: Sequence[int]) -> SeatsUnavailable:
@@ -157,7 +163,9 @@ def reservation_move_seats(
     Locks the resource, then the reservation, then the new seats in primary-key order;
     seats another booking holds are refused with SeatsUnavailable naming them (and the
     partial unique index on active seats refuses them should that check ever be wrong).
-    A hold found past its expiry is expired instead, and HoldExpired raised."""
+    A hold found past its expiry is expired instead, and HoldExpired raised. The customer
+    (with an address; not for a house block) is emailed the old and new seats, in the
+    booking's language, from the outbox row written here: each move its own email."""
     wanted = sorted(seat_ids)
     if not wanted:
         raise ValidationFailed({"seats": [_("Choose at least one seat.")]})
@@ -213,9 +221,10 @@ def reservation_move_seats(
             ReservationSeat(reservation=reservation, seat_id=seat, resource_id=resource.pk)
             for seat in new_seats
         )
+        seats_before, seats_after = _seats_named(current), _seats_named(wanted)
         note = SEATS_MOVED_NOTE % {
-            "old": ", ".join(_seat_labels(current)),
-            "new": ", ".join(_seat_labels(wanted)),
+            "old": ", ".join(label for _seat_id, label in seats_before),
+            "new": ", ".join(label for _seat_id, label in seats_after),
         }
         ReservationEvent.objects.create(
             reservation=reservation,
@@ -224,6 +233,13 @@ def reservation_move_seats(
             actor=str(actor),
             occurred_at=rules.now,
             note=Truncator(note).chars(EVENT_NOTE_MAX_LENGTH),
+        )
+        outbox_enqueue_seats_changed(
+            reservation,
+            resource=resource,
+            seats_before=seats_before,
+            seats_after=seats_after,
+            changed_by=actor.kind,
         )
         on_commit_invalidate(resource.pk)
         return reservation

@@ -264,6 +264,35 @@ def test_move_seats_shows_the_booking_s_own_seats_and_moves_them(staff_client: C
     assert event is not None and event.note == "seats A1, A2 \N{RIGHTWARDS ARROW} B3, B4"
 
 
+def test_the_move_page_and_its_outcome_say_who_is_emailed(staff_client: Client) -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=4)
+    emailed = reservation_book(
+        resource_id=resource.pk,
+        seat_ids=seat_ids(resource, "A1"),
+        actor=CUSTOMER,
+        customer_email="grace@example.com",
+    ).reservation
+    silent = reservation_book(
+        resource_id=resource.pk, seat_ids=seat_ids(resource, "A2"), actor=CUSTOMER
+    ).reservation
+    page = staff_client.get(f"{CHANGELIST}{emailed.pk}/seats/").content.decode()
+    assert "grace@example.com is emailed the old and new seats" in page
+    page = staff_client.get(f"{CHANGELIST}{silent.pk}/seats/").content.decode()
+    assert "No one is emailed: the booking has no email address" in page
+
+    response = staff_client.post(
+        f"{CHANGELIST}{emailed.pk}/seats/", {"seats": seat_ids(resource, "A3")}, follow=True
+    )
+    assert "moved from seats A1 to A3. grace@example.com is emailed the new seats." in (
+        response.content.decode()
+    )
+    response = staff_client.post(
+        f"{CHANGELIST}{silent.pk}/seats/", {"seats": seat_ids(resource, "A4")}, follow=True
+    )
+    assert "moved from seats A2 to A4." in response.content.decode()
+    assert "is emailed" not in response.content.decode()
+
+
 def test_move_to_a_taken_seat_is_a_form_error(staff_client: Client) -> None:
     resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=4)
     reservation = reservation_book(

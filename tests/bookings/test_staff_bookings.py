@@ -4,9 +4,10 @@ booking made by staff, with the database state after the fact."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from bookings.models import (
     OutboxMessage,
@@ -15,6 +16,7 @@ from bookings.models import (
     ReservationSeat,
     ReservationStatus,
 )
+from bookings.notifications import OutboundMessage, email_message, outbox_enqueue
 from bookings.services import (
     Actor,
     reservation_book,
@@ -376,4 +378,133 @@ def test_a_booking_without_seats_does_not_move() -> None:
             reservation_id=reservation.pk,
             actor=STAFF,
             seat_ids=list(Seat.objects.filter(resource=seated).values_list("id", flat=True)[:1]),
+        )
+
+
+# The customer is told of a move -------------------------------------------------------
+
+
+def seat_change_emails(reservation: Reservation) -> list[Any]:
+    """The emails the worker would send for the reservation's seat moves, oldest first,
+    rendered without sending them."""
+    return [
+        email_message(
+            OutboundMessage(
+                id=row.pk,
+                event_id=row.event_id,
+                event_type=row.event_type,
+                channel=row.channel,
+                target=row.target,
+                payload=row.payload,
+                attempts=row.attempts,
+                created_at=row.created_at,
+            )
+        )
+        for row in OutboxMessage.objects.filter(
+            reservation=reservation, event_type="reservation.seats_changed"
+        ).order_by("id")
+    ]
+
+
+def test_each_move_emails_the_customer_the_old_and_new_seats_in_their_language() -> None:
+    resource = SeatedResourceFactory(name="Concert", seats__rows=["A", "B"], seats__per_row=5)
+    reservation = reservation_book(
+        resource_id=resource.pk,
+        seat_ids=seat_ids(resource, "A1", "A2"),
+        actor=CUSTOMER,
+        customer_name="Grace",
+        customer_email="grace@example.com",
+        language="fr",
+    ).reservation
+
+    reservation_move_seats(
+        reservation_id=reservation.pk, actor=STAFF, seat_ids=seat_ids(resource, "B3", "B4")
+    )
+    reservation_move_seats(
+        reservation_id=reservation.pk, actor=STAFF, seat_ids=seat_ids(resource, "B4", "B5")
+    )
+
+    first, second = seat_change_emails(reservation)
+    for email in (first, second):
+        assert email.to == ["grace@example.com"]
+        assert email.subject == f"Vos places ont changé : {reservation.reference}"
+        assert reservation.reference in email.body
+        assert "Concert" in email.body
+        assert "?token=" not in email.body  # the token is not stored: no manage link
+    assert "Vos places étaient : A1, A2" in first.body
+    assert "Vos places sont désormais : B3, B4" in first.body
+    assert "Vos places étaient : B3, B4" in second.body
+    assert "Vos places sont désormais : B4, B5" in second.body
+    html = second.alternatives[0][0]
+    assert "Vos places sont désormais : B4, B5" in html
+    assert '<html lang="fr">' in html
+    # The move is an email only: no webhook event is written for it.
+    assert not OutboxMessage.objects.filter(
+        event_type="reservation.seats_changed", channel="webhook"
+    ).exists()
+
+
+def test_a_move_is_emailed_in_german_too() -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=5)
+    reservation = reservation_book(
+        resource_id=resource.pk,
+        seat_ids=seat_ids(resource, "A1"),
+        actor=CUSTOMER,
+        customer_email="grace@example.com",
+        language="de",
+    ).reservation
+    reservation_move_seats(
+        reservation_id=reservation.pk, actor=STAFF, seat_ids=seat_ids(resource, "A3")
+    )
+    (email,) = seat_change_emails(reservation)
+    assert email.subject == f"Ihre Plätze haben sich geändert: {reservation.reference}"
+    assert "Ihre Plätze waren: A1" in email.body
+    assert "Ihre Plätze sind jetzt: A3" in email.body
+
+
+def test_a_move_emails_no_one_when_the_customer_has_no_address() -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=5)
+    reservation = reservation_book(
+        resource_id=resource.pk, seat_ids=seat_ids(resource, "A1"), actor=STAFF
+    ).reservation
+    before = OutboxMessage.objects.count()
+    reservation_move_seats(
+        reservation_id=reservation.pk, actor=STAFF, seat_ids=seat_ids(resource, "A3")
+    )
+    assert seats_of(reservation) == ["A3"]
+    assert OutboxMessage.objects.count() == before
+
+
+def test_a_refused_move_emails_no_one() -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=5)
+    reservation = book_seats(resource, "A1")
+    book_seats(resource, "A3")
+    before = OutboxMessage.objects.count()
+    with pytest.raises(SeatsUnavailable):
+        reservation_move_seats(
+            reservation_id=reservation.pk, actor=STAFF, seat_ids=seat_ids(resource, "A3")
+        )
+    assert OutboxMessage.objects.count() == before
+
+
+def test_a_status_is_still_told_once_after_moves() -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=5)
+    reservation = book_seats(resource, "A1")
+    reservation_move_seats(
+        reservation_id=reservation.pk, actor=STAFF, seat_ids=seat_ids(resource, "A2")
+    )
+    reservation.refresh_from_db()
+    outbox_enqueue([reservation], resource=resource)  # the confirmation, told again
+    assert list(
+        OutboxMessage.objects.filter(reservation=reservation)
+        .order_by("id")
+        .values_list("event_type", flat=True)
+    ) == ["reservation.confirmed", "reservation.seats_changed"]
+    # The database itself refuses a second row for the same status and target.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutboxMessage.objects.create(
+            reservation=reservation,
+            event_type="reservation.confirmed",
+            channel="email",
+            target="grace@example.com",
         )
