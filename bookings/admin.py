@@ -52,8 +52,8 @@ class ReservationEventInline(admin.TabularInline):
     model = ReservationEvent
     fields = readonly_fields = (
         "occurred_at",
-        "from_status",
-        "to_status",
+        "from_status_shown",
+        "to_status_shown",
         "actor",
         "note",
         "reason",
@@ -64,6 +64,17 @@ class ReservationEventInline(admin.TabularInline):
     ordering = ["occurred_at", "id"]
     verbose_name = _("history event")
     verbose_name_plural = _("history")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReservationEvent]:
+        return super().get_queryset(request).select_related("reservation")
+
+    @admin.display(description=_("from status"))
+    def from_status_shown(self, obj: ReservationEvent) -> str:
+        return obj.reservation.staff_status_display(obj.from_status) if obj.from_status else "-"
+
+    @admin.display(description=_("to status"))
+    def to_status_shown(self, obj: ReservationEvent) -> str:
+        return obj.reservation.staff_status_display(obj.to_status)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -142,15 +153,18 @@ class ReservationAdmin(admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_shown(self, obj: Reservation) -> str:
         """A house block is a hold with no expiry; staff know it as blocked."""
-        if obj.blocked and obj.status == ReservationStatus.HELD:
-            return gettext("Blocked")
-        return obj.get_status_display()
+        return obj.staff_status_display()
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
-        """The detail page also shows what staff may edit (the CSV export keeps its columns)."""
+        """The detail page also shows what staff may edit, and the check-in at the door (the
+        CSV export keeps its columns)."""
         fields = [str(field) for field in super().get_fields(request, obj)]
         at = fields.index("customer_email") + 1
-        return [*fields[:at], "customer_phone", "note", "language", *fields[at:]]
+        fields[at:at] = ["customer_phone", "note", "language"]
+        at = fields.index("confirmed_at") + 1
+        fields[at:at] = ["checked_in_at", "checked_in_by"]
+        fields[fields.index("status")] = "status_shown"  # a block reads "Blocked"
+        return fields
 
     # Bookings are made and changed through the services only.
 
@@ -369,7 +383,7 @@ class ReservationAdmin(admin.ModelAdmin):
                             r.resource.name,
                             r.quantity,
                             _seat_labels(r),
-                            r.status,
+                            r.staff_status(),  # "blocked" for a house block
                             r.customer_name,
                             r.customer_email,
                             r.api_client.name if r.api_client else "",

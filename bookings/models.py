@@ -159,6 +159,24 @@ class Reservation(models.Model):
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
 
+    def staff_status(self, status: str | None = None) -> str:
+        """`status` (by default the reservation's own) as staff read it: a house block
+        still held is "blocked" (a block is only ever held, then cancelled)."""
+        status = self.status if status is None else status
+        if self.blocked and status == ReservationStatus.HELD:
+            return "blocked"
+        return status
+
+    def staff_status_display(self, status: str | None = None) -> str:
+        """The label of `staff_status`: "Blocked" for a house block still held."""
+        status = self.status if status is None else status
+        if self.staff_status(status) == "blocked":
+            return str(_("Blocked"))
+        try:
+            return str(ReservationStatus(status).label)
+        except ValueError:
+            return status
+
 
 class ReservationSeat(models.Model):
     """One seat of one reservation; `active` follows the reservation (set by the trigger)."""
