@@ -11,19 +11,13 @@ from django.contrib.auth import get_user_model
 
 from bookings.models import Reservation, ReservationEvent, ReservationStatus
 from resources.models import Resource
+from tests.admin.browser import expect
+from tests.admin.conftest import PASSWORD
 from tests.web.conftest import browser_env, chromium, new_page, web_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 __all__ = ["browser_env", "chromium", "new_page", "web_server"]
-
-PASSWORD = "s3cret-pass"
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
 
 
 def resource_row(page: Any, name: str) -> Any:

@@ -4,7 +4,6 @@ again from a second tab changes nothing twice."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from django.contrib.auth import get_user_model
 from bookings.models import OutboxMessage, ReservationEvent
 from bookings.services import Actor, reservation_book, reservation_check_in
 from resources.models import Resource, ResourceState
+from tests.admin.browser import expect, log_in, save_screenshot
+from tests.admin.conftest import PASSWORD
 from tests.factories import ResourceFactory
 from tests.web.conftest import browser_env, chromium, new_page, web_server
 
@@ -22,32 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 __all__ = ["browser_env", "chromium", "new_page", "web_server"]
 
-PASSWORD = "s3cret-pass"
 CUSTOMER = Actor("customer")
 REASON = "The singer has lost her voice; every ticket is refunded."
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def save_screenshot(page: Any, name: str, tmp_path: Path) -> None:
-    """Into RESERVO_SCREENSHOT_DIR (docs/screenshots for the README), else a temporary one."""
-    target = Path(os.environ.get("RESERVO_SCREENSHOT_DIR") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
-    assert path.stat().st_size > 5000
-
-
-def log_in(page: Any) -> None:
-    page.goto("/admin/login/")
-    page.get_by_label("Username").fill("boss")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/admin/")
 
 
 def open_confirmation(page: Any, resource: Resource) -> None:

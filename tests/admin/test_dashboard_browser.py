@@ -4,7 +4,6 @@ and off with one click each, while a customer's event page follows. No policy vi
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from django.utils import timezone
 from bookings.models import Reservation
 from bookings.services import Actor, reservation_book
 from settings_app.models import SINGLETON_ID, SystemSettings
+from tests.admin.browser import expect, save_screenshot
+from tests.admin.conftest import PASSWORD
 from tests.factories import ResourceFactory
 from tests.web.conftest import browser_env, chromium, new_page, web_server
 from tests.web.test_csp import violations_of
@@ -25,23 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 __all__ = ["browser_env", "chromium", "new_page", "web_server"]
 
-PASSWORD = "s3cret-pass"
 CUSTOMER = Actor("customer")
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def save_screenshot(page: Any, name: str, tmp_path: Path) -> None:
-    """Into RESERVO_SCREENSHOT_DIR (docs/screenshots for the README), else a temporary one."""
-    target = Path(os.environ.get("RESERVO_SCREENSHOT_DIR") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
-    assert path.stat().st_size > 5000
 
 
 def test_staff_read_the_dashboard_and_switch_maintenance(new_page: Any, tmp_path: Path) -> None:

@@ -289,3 +289,33 @@ def test_clerk_cannot_touch_resources_settings_or_api_clients(clerk_client: Clie
     assert clerk_client.get("/admin/bookings/apiclient/").status_code == 403
     assert clerk_client.get("/admin/bookings/apiclient/add/").status_code == 403
     assert response.status_code == 200
+
+
+def test_detail_shows_the_check_in(superuser_client: Client) -> None:
+    from bookings.services import reservation_check_in
+
+    reservation = book(ResourceFactory(), 2, customer_name="Ada")
+    before = detail_fields(superuser_client, reservation)
+    assert (before["checked in at"], before["checked in by"]) == ("-", "-")
+
+    reservation_check_in(reservation_id=reservation.pk, actor=Actor("staff", "Sam"))
+
+    after = detail_fields(superuser_client, reservation)
+    assert after["checked in by"] == "Sam"
+    assert after["checked in at"] not in ("", "-")
+    labels = list(after)
+    assert (
+        labels.index("confirmed at") < labels.index("checked in at") < labels.index("cancelled at")
+    )
+
+
+def detail_fields(client: Client, reservation: Reservation) -> dict[str, str]:
+    """The detail page's fields, label (as the model names it) to shown value, in order."""
+    response = client.get(detail_url(reservation))
+    assert response.status_code == 200
+    return {
+        str(field.field["label"]): str(field.contents())
+        for fieldset in response.context["adminform"]
+        for line in fieldset
+        for field in line
+    }

@@ -3,7 +3,6 @@ page, see who holds each seat, block two seats by clicking them, and see them bl
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ from django.contrib.auth import get_user_model
 
 from bookings.models import Reservation
 from bookings.services import Actor, reservation_book, reservation_check_in
-from resources.models import Resource
+from tests.admin.browser import expect, save_screenshot, seat, seat_ids
+from tests.admin.conftest import PASSWORD
 from tests.factories import SeatedResourceFactory
 from tests.web.conftest import browser_env, chromium, new_page, web_server
 
@@ -21,33 +21,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 __all__ = ["browser_env", "chromium", "new_page", "web_server"]
 
-PASSWORD = "s3cret-pass"
 CUSTOMER = Actor("customer")
 STAFF = Actor("staff", "boss")
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def seat_ids(resource: Resource, *labels: str) -> list[int]:
-    by_label = dict(resource.seats.values_list("label", "pk"))
-    return [by_label[label] for label in labels]
-
-
-def seat(page: Any, label: str) -> Any:
-    return page.locator(f'label.seat[data-seat-label="{label}"]')
-
-
-def save_screenshot(page: Any, name: str, tmp_path: Path) -> None:
-    """Into RESERVO_SCREENSHOT_DIR (docs/screenshots for the README), else a temporary one."""
-    target = Path(os.environ.get("RESERVO_SCREENSHOT_DIR") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
-    assert path.stat().st_size > 5000
 
 
 def test_staff_block_two_seats_on_the_plan(new_page: Any, tmp_path: Path) -> None:

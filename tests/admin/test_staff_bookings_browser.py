@@ -3,27 +3,20 @@ customers' seat map in the admin, then move the booking to other seats."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from bookings.models import Reservation, ReservationSeat, ReservationStatus
+from tests.admin.browser import expect, log_in, seat
+from tests.admin.conftest import PASSWORD
 from tests.factories import SeatedResourceFactory
 from tests.web.conftest import browser_env, chromium, new_page, web_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 __all__ = ["browser_env", "chromium", "new_page", "web_server"]
-
-PASSWORD = "s3cret-pass"
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
 
 
 def seats_of(reservation: Reservation) -> list[str]:
@@ -38,23 +31,16 @@ def test_staff_book_seats_and_move_them(new_page: Any) -> None:
     get_user_model().objects.create_superuser("boss", "boss@example.com", PASSWORD)
     resource = SeatedResourceFactory(name="Opera gala", seats__rows=["A", "B"], seats__per_row=4)
     staff = new_page(1280, 900)
-    staff.goto("/admin/")
-    staff.get_by_label("Username").fill("boss")
-    staff.get_by_label("Password").fill(PASSWORD)
-    staff.get_by_role("button", name="Log in").click()
+    log_in(staff)
 
     # From the event's page to the new booking, on the seat map customers use.
     staff.goto(f"/admin/resources/resource/{resource.pk}/change/")
     staff.locator("a.new-booking-link").click()
-    staff.locator('label.seat[data-seat-label="A2"]').click()
-    staff.locator('label.seat[data-seat-label="A3"]').click()
+    seat(staff, "A2").click()
+    seat(staff, "A3").click()
     expect(staff.locator("[data-selection-summary]")).to_have_text("Chosen: A2, A3")
     staff.get_by_label("Customer name").fill("Ada Lovelace")
     staff.get_by_label("Phone").fill("+44 20 7946 0000")
-    if os.environ.get("RESERVO_SCREENSHOTS"):
-        staff.screenshot(
-            path=os.environ["RESERVO_SCREENSHOTS"] + "/new-booking.png", full_page=True
-        )
     staff.get_by_role("button", name="Book").click()
     expect(staff.locator(".messagelist")).to_contain_text("2 places confirmed for Ada Lovelace")
     reservation = Reservation.objects.get(resource=resource)
@@ -66,11 +52,9 @@ def test_staff_book_seats_and_move_them(new_page: Any) -> None:
     staff.locator("#move-seats").click()
     expect(staff.locator('label.seat--yours[data-seat-label="A2"]')).to_be_visible()
     expect(staff.locator("[data-selection-summary]")).to_have_text("Chosen: A2, A3")
-    staff.locator('label.seat[data-seat-label="A2"]').click()
-    staff.locator('label.seat[data-seat-label="B1"]').click()
+    seat(staff, "A2").click()
+    seat(staff, "B1").click()
     expect(staff.locator("[data-selection-summary]")).to_have_text("Chosen: A3, B1")
-    if os.environ.get("RESERVO_SCREENSHOTS"):
-        staff.screenshot(path=os.environ["RESERVO_SCREENSHOTS"] + "/move-seats.png", full_page=True)
     staff.get_by_role("button", name="Move").click()
     expect(staff.locator(".messagelist")).to_contain_text("moved from seats A2, A3 to A3, B1")
     assert seats_of(reservation) == ["A3", "B1"]
