@@ -15,13 +15,21 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -357,7 +365,28 @@ class ReservationAdmin(admin.ModelAdmin):
                 view(staff_bookings.move_seats_view),
                 name="bookings_reservation_move_seats",
             ),
+            path(
+                "<int:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="bookings_reservation_cancel",
+            ),
         ]
+
+    def cancel_view(self, request: HttpRequest, object_id: int) -> HttpResponseBase:
+        """The reservation page's "Cancel booking": the list action's confirmation page for
+        this reservation alone (a reason is required), then back to its page."""
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        queryset = self.get_queryset(request).filter(pk=object_id)
+        if not queryset.exists():
+            raise Http404
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if request.method == "POST" and selected != [str(object_id)]:
+            return HttpResponseBadRequest()
+        response = self.cancel_reservations(request, queryset)
+        if response is not None:
+            return response
+        return HttpResponseRedirect(reverse("admin:bookings_reservation_change", args=[object_id]))
 
     def export_csv_view(self, request: HttpRequest) -> HttpResponseBase:
         """The changelist's rows (same filters, search and ordering), every page, as CSV."""

@@ -319,3 +319,44 @@ def detail_fields(client: Client, reservation: Reservation) -> dict[str, str]:
         for line in fieldset
         for field in line
     }
+
+
+def test_cancel_from_the_reservation_page(superuser_client: Client) -> None:
+    ada = book(ResourceFactory(), 2, customer_name="Ada", customer_email="ada@example.com")
+    cancel_url = f"{CHANGELIST}{ada.pk}/cancel/"
+    assert f'href="{cancel_url}"' in superuser_client.get(detail_url(ada)).content.decode()
+
+    # First the list action's confirmation page, for this booking alone.
+    page = superuser_client.get(cancel_url)
+    assert page.status_code == 200
+    assert [r.pk for r in page.context["to_cancel"]] == [ada.pk]
+    assert [r.pk for r in page.context["emailed"]] == [ada.pk]
+    form = {"action": "cancel_reservations", "post": "yes", "_selected_action": [ada.pk]}
+    assert superuser_client.post(cancel_url, {**form, "reason": ""}).status_code == 200
+    ada.refresh_from_db()
+    assert ada.status == ReservationStatus.CONFIRMED
+
+    # Another reservation's id slipped into the form is refused.
+    other = book(ResourceFactory(), 1)
+    forged = {**form, "_selected_action": [ada.pk, other.pk], "reason": "Ill"}
+    assert superuser_client.post(cancel_url, forged).status_code == 400
+
+    response = superuser_client.post(cancel_url, {**form, "reason": "Ill"})
+    assert response.status_code == 302
+    assert response["Location"] == detail_url(ada)
+    ada.refresh_from_db()
+    other.refresh_from_db()
+    assert (ada.status, other.status) == (ReservationStatus.CANCELLED, ReservationStatus.CONFIRMED)
+    last = ReservationEvent.objects.filter(reservation=ada).order_by("id").last()
+    assert last is not None and (last.actor, last.reason) == ("staff:boss", "Ill")
+    page = superuser_client.get(detail_url(ada))
+    assert [str(m) for m in page.context["messages"]] == ["1 cancelled."]
+    assert cancel_url not in page.content.decode()
+
+
+def test_no_cancel_on_the_page_of_a_checked_in_booking(superuser_client: Client) -> None:
+    from bookings.services import reservation_check_in
+
+    ada = book(ResourceFactory(), 2, customer_name="Ada")
+    reservation_check_in(reservation_id=ada.pk, actor=Actor("staff", "Sam"))
+    assert f"{ada.pk}/cancel/" not in superuser_client.get(detail_url(ada)).content.decode()
