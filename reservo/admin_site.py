@@ -70,6 +70,13 @@ SECTIONS = (
 # Whatever is registered and belongs to no section: listed last, so nothing is out of reach.
 OTHER = Section("other", _("Other"), ())
 
+
+def section_of(model_label: str) -> Section:
+    """The index section that lists the model (`app_label.model`): the breadcrumbs of its
+    pages lead there."""
+    return next((section for section in SECTIONS if model_label in section.models), OTHER)
+
+
 # Sales chart geometry (SVG user units).
 CHART_SLOT, CHART_BAR, CHART_TOP, CHART_BASE, CHART_HEIGHT = 28, 18, 16, 104, 122
 

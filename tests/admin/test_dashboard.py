@@ -475,8 +475,74 @@ def test_a_section_has_its_own_page(superuser_client: Client) -> None:
     assert [section for section, _, _ in index_rows(html)] == ["integrations"] * 4
     assert 'id="dashboard-events"' not in html
     assert superuser_client.get("/admin/sections/nothing-here/").status_code == 404
-    # Each app's own page (the breadcrumbs lead there) still lists that app's models.
+    # Each app's own page still lists that app's models.
     assert "Reservations" in page(superuser_client, "/admin/bookings/")
+
+
+def breadcrumbs(html: str) -> list[tuple[str, str | None]]:
+    """The breadcrumbs of an admin page: (text, link or None), in order."""
+    match = re.search(r'<div class="breadcrumbs">(.*?)</div>', html, re.S)
+    assert match, "no breadcrumbs"
+    crumbs = []
+    for part in match.group(1).split("&rsaquo;"):
+        link = re.search(r'<a href="([^"]*)">(.*?)</a>', part, re.S)
+        if link:
+            crumbs.append((link.group(2).strip(), link.group(1)))
+        else:
+            crumbs.append((part.strip(), None))
+    return crumbs
+
+
+def test_a_model_s_pages_lead_back_to_its_section(superuser_client: Client) -> None:
+    reservation = book(ResourceFactory(name="Jazz"), 1)
+    changelist = "/admin/bookings/reservation/"
+
+    assert breadcrumbs(page(superuser_client, changelist)) == [
+        ("Home", "/admin/"),
+        ("Bookings", "/admin/sections/bookings/"),
+        ("Reservations", None),
+    ]
+    assert breadcrumbs(page(superuser_client, f"{changelist}{reservation.pk}/change/")) == [
+        ("Home", "/admin/"),
+        ("Bookings", "/admin/sections/bookings/"),
+        ("Reservations", changelist),
+        (reservation.reference, None),
+    ]
+    resource = reservation.resource
+    assert breadcrumbs(
+        page(superuser_client, f"/admin/resources/resource/{resource.pk}/history/")
+    ) == [
+        ("Home", "/admin/"),
+        ("Events", "/admin/sections/events/"),
+        ("Resources", "/admin/resources/resource/"),
+        ("Jazz", f"/admin/resources/resource/{resource.pk}/change/"),
+        ("History", None),
+    ]
+    # Every section a breadcrumb names is a page of its own.
+    assert "Reservations" in page(superuser_client, "/admin/sections/bookings/")
+
+
+def test_the_breadcrumbs_of_other_sections_and_of_an_add_page(superuser_client: Client) -> None:
+    assert breadcrumbs(page(superuser_client, "/admin/bookings/apiclient/add/")) == [
+        ("Home", "/admin/"),
+        ("Integrations", "/admin/sections/integrations/"),
+        ("API clients", "/admin/bookings/apiclient/"),
+        ("Add API client", None),
+    ]
+    assert breadcrumbs(page(superuser_client, "/admin/auth/user/"))[1] == (
+        "Security",
+        "/admin/sections/security/",
+    )
+
+
+def test_the_breadcrumbs_speak_the_staff_language(superuser_client: Client) -> None:
+    html = superuser_client.get(
+        "/admin/bookings/reservation/", headers={"accept-language": "fr"}
+    ).content.decode()
+    assert breadcrumbs(html)[:2] == [
+        ("Accueil", "/admin/"),
+        ("Réservations", "/admin/sections/bookings/"),
+    ]
 
 
 def test_a_clerk_sees_only_the_sections_they_may_use(clerk_client: Client) -> None:

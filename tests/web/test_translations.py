@@ -412,6 +412,8 @@ def test_the_admins_own_labels_and_actions_speak_french(admin_client: Client) ->
     page = admin_client.get(
         reverse("admin:resources_resource_changelist"), headers={"Accept-Language": "fr"}
     ).content.decode()
-    assert "Événements et ressources" in page  # the app
+    assert '<a href="/admin/sections/events/">Événements</a>' in page  # its section
+    app_page = admin_client.get("/admin/resources/", headers={"Accept-Language": "fr"})
+    assert "Événements et ressources" in app_page.content.decode()  # the app
     assert "Ouvrir à la réservation" in page  # an action
     assert "Vérifier les compteurs" in page  # a link of ours
