@@ -462,6 +462,17 @@ def test_a_move_is_emailed_in_german_too() -> None:
     assert "Ihre Plätze sind jetzt: A3" in email.body
 
 
+def test_a_moved_hold_s_email_says_it_is_still_a_hold() -> None:
+    resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=5)
+    hold = book_seats(resource, "A1", hold=True)
+    reservation_move_seats(reservation_id=hold.pk, actor=STAFF, seat_ids=seat_ids(resource, "A3"))
+    (email,) = seat_change_emails(hold)
+    assert "Your seats were: A1" in email.body
+    assert "Your seats are now: A3" in email.body
+    assert "Your places are still held until " in email.body
+    assert "The rest of your booking is unchanged." not in email.body
+
+
 def test_a_move_emails_no_one_when_the_customer_has_no_address() -> None:
     resource = SeatedResourceFactory(seats__rows=["A"], seats__per_row=5)
     reservation = reservation_book(
