@@ -1,7 +1,8 @@
 """Notifications: the transactional outbox, and how each outbox row is delivered.
 
 `outbox_enqueue` runs inside the transaction that changes reservations (from
-`services.common.record`), so an outbox row exists exactly when the change committed. The
+`services.common.record`), so an outbox row exists exactly when the change committed;
+`outbox_enqueue_seats_changed` likewise inside a move to other seats (an email only). The
 worker (`bookings.worker`) delivers the rows later, outside any transaction: an email
 to the customer, a signed JSON POST to each of the API client's webhook endpoints.
 
@@ -196,7 +197,8 @@ def outbox_enqueue(
             if endpoint.api_client_id == reservation.api_client_id
             and (not endpoint.event_types or event_type in endpoint.event_types)
         )
-    # A change is told once: an event already in the outbox is not written again.
+    # A change of status is told once: an event already in the outbox for the same target
+    # is not written again (outbox_once_per_event_and_target; a seat move is not one).
     OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
 
 
