@@ -78,12 +78,14 @@ def _already_checked_in(reservation: Reservation, now: datetime) -> AlreadyCheck
     )
 
 
-def reservation_check_in(*, reservation_id: int, actor: Actor) -> Reservation:
+def reservation_check_in(*, reservation_id: int, actor: Actor, by: str = "") -> Reservation:
     """Check a confirmed reservation in, once, at the database's time, with a history row.
 
     A second check-in is refused with AlreadyCheckedIn (when, and by whom, the first was);
-    a reservation that is not confirmed, with InvalidState. `actor.name` is recorded as who
-    checked it in. Nothing cached shows check-ins, so there is nothing to invalidate.
+    a reservation that is not confirmed, with InvalidState. `by`, the name the door staff
+    know the actor by (`actor.name` if empty), is recorded as who checked it in; the
+    history row names `actor`. Nothing cached shows check-ins, so there is nothing to
+    invalidate.
     """
 
     def work() -> Reservation:
@@ -98,7 +100,7 @@ def reservation_check_in(*, reservation_id: int, actor: Actor) -> Reservation:
                 current_status=reservation.status,
             )
         reservation.checked_in_at = rules.now
-        reservation.checked_in_by = actor.name or actor.kind
+        reservation.checked_in_by = by or actor.name or actor.kind
         reservation.save(update_fields=["checked_in_at", "checked_in_by"])
         ReservationEvent.objects.create(
             reservation=reservation,

@@ -128,8 +128,14 @@ def _outcome(kind: str, message: str, reservation: Reservation | None) -> Outcom
     return Outcome(kind, message, reservation, seats)
 
 
-def _check_in(entry: str, event_id: int | None, actor: Actor) -> tuple[Outcome, int]:
-    """Check in the booking `entry` names; the outcome to show and the page's status."""
+def _door_name(user: Any) -> str:
+    """Who checked a booking in, by the name the other door staff know them by."""
+    return str(user.get_full_name() or user.get_username())
+
+
+def _check_in(entry: str, event_id: int | None, user: Any) -> tuple[Outcome, int]:
+    """Check in, as `user`, the booking `entry` names; the outcome to show and the page's
+    status."""
     try:
         reservation_id = _reservation_id(entry)
     except (InvalidCode, NotFound) as error:
@@ -144,17 +150,13 @@ def _check_in(entry: str, event_id: int | None, actor: Actor) -> tuple[Outcome, 
             }
             return _outcome("refused", message, booking), 409
     try:
-        reservation = reservation_check_in(reservation_id=reservation_id, actor=actor)
+        reservation = reservation_check_in(
+            reservation_id=reservation_id, actor=Actor.staff(user), by=_door_name(user)
+        )
     except (AlreadyCheckedIn, InvalidState) as error:
         kind = "already" if isinstance(error, AlreadyCheckedIn) else "refused"
         return _outcome(kind, error.detail, _booking(reservation_id)), error.http_status
     return _outcome("checked-in", _("Checked in."), reservation), 200
-
-
-def staff_actor(request: HttpRequest) -> Actor:
-    """Who checks in, by the name the other door staff know them by."""
-    user: Any = request.user
-    return Actor("staff", user.get_full_name() or user.get_username())
 
 
 @never_cache
@@ -170,7 +172,7 @@ def check_in(request: HttpRequest) -> HttpResponse:
     form = CheckInForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
         event_id = form.cleaned_data["event"]
-        outcome, status = _check_in(form.cleaned_data["code"], event_id, staff_actor(request))
+        outcome, status = _check_in(form.cleaned_data["code"], event_id, user)
         # Ready for the next one, at the same event.
         form = CheckInForm(initial={"event": event_id})
     elif form.is_bound:

@@ -150,6 +150,10 @@ def test_a_typed_reference_checks_in_once_and_shows_the_booking_in_large_type(
     reservation.refresh_from_db()
     assert reservation.checked_in_at is not None and reservation.checked_in_by == "Sam"
     assert check_ins(reservation) == 1
+    # The history names staff by username, as every other staff change does.
+    assert ReservationEvent.objects.get(reservation=reservation, note=CHECKED_IN_NOTE).actor == (
+        "staff:sam.k"
+    )
 
     again = scan(door, reservation.reference)
 
