@@ -277,9 +277,10 @@ class ReservationAdmin(admin.ModelAdmin):
         changed = 0
         unchanged: Counter[str] = Counter()
         checked_in = 0
+        blocks = 0
         failures: list[str] = []
-        rows = queryset.order_by("id").values_list("id", "reference")
-        for reservation_id, reference in rows:
+        rows = queryset.order_by("id").values_list("id", "reference", "blocked")
+        for reservation_id, reference, blocked in rows:
             try:
                 service(reservation_id=reservation_id, actor=actor)
                 changed += 1
@@ -290,6 +291,9 @@ class ReservationAdmin(admin.ModelAdmin):
                 if cancelling and status == ReservationStatus.CONFIRMED:
                     # The only confirmed reservation a cancel refuses is a checked-in one.
                     checked_in += 1
+                elif blocked and status == ReservationStatus.HELD:
+                    # A house block is never confirmed (it is released instead).
+                    blocks += 1
                 else:
                     unchanged[status] += 1
             except ReservoError as exc:
@@ -315,9 +319,18 @@ class ReservationAdmin(admin.ModelAdmin):
                 )
                 % {"count": checked_in}
             )
+        if blocks:
+            parts.append(
+                ngettext(
+                    "%(count)d is a house block and is never confirmed",
+                    "%(count)d are house blocks and are never confirmed",
+                    blocks,
+                )
+                % {"count": blocks}
+            )
         level = (
             messages.SUCCESS
-            if changed and not unchanged and not checked_in and not failures
+            if changed and not unchanged and not checked_in and not blocks and not failures
             else messages.WARNING
         )
         self.message_user(request, ", ".join(parts) + ".", level)

@@ -104,3 +104,20 @@ def test_blocked_reads_in_the_staff_language(superuser_client: Client) -> None:
         f"{CHANGELIST}{reservation.pk}/change/", HTTP_ACCEPT_LANGUAGE="fr"
     ).content.decode()
     assert "Bloquée" in html
+
+
+def test_confirming_a_block_says_it_is_a_block_not_a_hold(superuser_client: Client) -> None:
+    reservation = block()
+    hold = reservation_book(
+        resource_id=reservation.resource_id, quantity=1, hold=True, actor=Actor("customer")
+    ).reservation
+    response = superuser_client.post(
+        CHANGELIST,
+        {"action": "confirm_reservations", "_selected_action": [reservation.pk, hold.pk]},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "1 confirmed, 1 is a house block and is never confirmed."
+    ]
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.blocked) == ("held", True)
