@@ -23,7 +23,7 @@ from reservo import dashboard
 from resources.models import Resource, ResourceState
 from settings_app.models import SINGLETON_ID, SystemSettings
 from tests.admin.conftest import PASSWORD
-from tests.factories import ResourceFactory
+from tests.factories import ResourceFactory, SeatedResourceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -520,6 +520,18 @@ def test_a_model_s_pages_lead_back_to_its_section(superuser_client: Client) -> N
     ]
     # Every section a breadcrumb names is a page of its own.
     assert "Reservations" in page(superuser_client, "/admin/sections/bookings/")
+
+
+def test_the_seat_plan_leads_back_to_its_event_and_section(superuser_client: Client) -> None:
+    resource = SeatedResourceFactory(name="Gala", seats__rows=["A"], seats__per_row=2)
+    url = f"/admin/resources/resource/{resource.pk}/seat-plan/"
+    assert breadcrumbs(page(superuser_client, url)) == [
+        ("Home", "/admin/"),
+        ("Events", "/admin/sections/events/"),
+        ("Resources", "/admin/resources/resource/"),
+        ("Gala", f"/admin/resources/resource/{resource.pk}/change/"),
+        ("Seat plan", None),
+    ]
 
 
 def test_the_breadcrumbs_of_other_sections_and_of_an_add_page(superuser_client: Client) -> None:
