@@ -10,8 +10,8 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
 from bookings.locking import in_booking_transaction
-from bookings.models import Reservation, ReservationEvent, ReservationStatus
-from bookings.services.common import Actor, lock_for_change
+from bookings.models import Reservation, ReservationStatus
+from bookings.services.common import Actor, lock_for_change, record_note
 from reservo.errors import AlreadyCheckedIn, InvalidCode, InvalidState, NotFound
 
 # A code signed for check-in is good for nothing else, and no other signed value is a code.
@@ -102,14 +102,7 @@ def reservation_check_in(*, reservation_id: int, actor: Actor, by: str = "") -> 
         reservation.checked_in_at = rules.now
         reservation.checked_in_by = by or actor.name or actor.kind
         reservation.save(update_fields=["checked_in_at", "checked_in_by"])
-        ReservationEvent.objects.create(
-            reservation=reservation,
-            from_status=reservation.status,
-            to_status=reservation.status,
-            actor=str(actor),
-            occurred_at=rules.now,
-            note=CHECKED_IN_NOTE,
-        )
+        record_note(locked, actor, CHECKED_IN_NOTE)
         return reservation
 
     return in_booking_transaction(work)

@@ -13,6 +13,7 @@ from typing import Literal
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 
 from bookings.models import Reservation, ReservationEvent, ReservationStatus, WebhookEndpoint
@@ -64,6 +65,9 @@ class Booking:
 
 def manage_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+EVENT_NOTE_MAX_LENGTH = ReservationEvent._meta.get_field("note").max_length or 100
 
 
 def new_reference() -> str:
@@ -160,6 +164,40 @@ def lock_for_change(reservation_id: int, actor: Actor) -> LockedReservation:
     reservation = lock_reservation(reservation_id)
     reservation.resource = resource
     return LockedReservation(resource=resource, rules=rules, reservation=reservation)
+
+
+def expire_if_due(locked: LockedReservation) -> bool:
+    """Expire the locked reservation if it is a hold past its expiry by the rules read
+    under the lock; whether it did."""
+    reservation = locked.reservation
+    if (
+        reservation.status != ReservationStatus.HELD
+        or reservation.hold_expires_at is None
+        or reservation.hold_expires_at > locked.rules.holds_due_by
+    ):
+        return False
+    set_status(
+        [reservation],
+        ReservationStatus.EXPIRED,
+        SYSTEM,
+        resource=locked.resource,
+        now=locked.rules.now,
+    )
+    return True
+
+
+def record_note(locked: LockedReservation, actor: Actor, note: str) -> None:
+    """The history row of a change that keeps the locked reservation's status (a check-in,
+    an edit of its details, a move to other seats): `note` says what it was."""
+    reservation = locked.reservation
+    ReservationEvent.objects.create(
+        reservation=reservation,
+        from_status=reservation.status,
+        to_status=reservation.status,
+        actor=str(actor),
+        occurred_at=locked.rules.now,
+        note=Truncator(note).chars(EVENT_NOTE_MAX_LENGTH),
+    )
 
 
 def rules_under_lock(actor: Actor) -> Rules:

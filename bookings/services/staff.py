@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -14,19 +13,17 @@ from bookings.locking import in_booking_transaction
 from bookings.models import (
     ACTIVE_STATUSES,
     Reservation,
-    ReservationEvent,
     ReservationSeat,
-    ReservationStatus,
 )
 from bookings.names import customer_name_clean
 from bookings.notifications import outbox_enqueue_seats_changed
 from bookings.services.booking import lock_free_seats, taken_seats
 from bookings.services.common import (
-    SYSTEM,
     Actor,
+    expire_if_due,
     lock_for_change,
     on_commit_invalidate,
-    set_status,
+    record_note,
 )
 from reservo.errors import (
     HoldExpired,
@@ -48,7 +45,6 @@ CUSTOMER_FIELD_NAMES = {
 }
 # The history row of a move: "seats A1, A2 → B3, B4".
 SEATS_MOVED_NOTE = "seats %(old)s \N{RIGHTWARDS ARROW} %(new)s"
-EVENT_NOTE_MAX_LENGTH = ReservationEvent._meta.get_field("note").max_length or 100
 CUSTOMER_NAME_MAX_LENGTH = Reservation._meta.get_field("customer_name").max_length or 200
 CUSTOMER_PHONE_MAX_LENGTH = Reservation._meta.get_field("customer_phone").max_length or 40
 CUSTOMER_EMAIL_MAX_LENGTH = 254
@@ -118,14 +114,7 @@ def reservation_update_customer(
             setattr(reservation, field, values[field])
         reservation.save(update_fields=changed)
         names = ", ".join(CUSTOMER_FIELD_NAMES[field] for field in changed)
-        ReservationEvent.objects.create(
-            reservation=reservation,
-            from_status=reservation.status,
-            to_status=reservation.status,
-            actor=str(actor),
-            occurred_at=locked.rules.now,
-            note=f"{DETAILS_CHANGED_NOTE}: {names}",
-        )
+        record_note(locked, actor, f"{DETAILS_CHANGED_NOTE}: {names}")
         return reservation
 
     return in_booking_transaction(work)
@@ -175,17 +164,10 @@ def reservation_move_seats(
 
     def work() -> Reservation | ReservoError:
         locked = lock_for_change(reservation_id, actor)
-        resource, rules, reservation = locked.resource, locked.rules, locked.reservation
+        resource, reservation = locked.resource, locked.reservation
         if resource.kind != ResourceKind.SEATED:
             raise ValidationFailed({"seats": [_("This booking has no seats; nothing to move.")]})
-        if (
-            reservation.status == ReservationStatus.HELD
-            and reservation.hold_expires_at is not None
-            and reservation.hold_expires_at <= rules.holds_due_by
-        ):
-            set_status(
-                [reservation], ReservationStatus.EXPIRED, SYSTEM, resource=resource, now=rules.now
-            )
+        if expire_if_due(locked):
             return HoldExpired(_("This hold expired; the places were released."))
         if reservation.status not in ACTIVE_STATUSES:
             raise InvalidState(
@@ -226,14 +208,7 @@ def reservation_move_seats(
             "old": ", ".join(label for _seat_id, label in seats_before),
             "new": ", ".join(label for _seat_id, label in seats_after),
         }
-        ReservationEvent.objects.create(
-            reservation=reservation,
-            from_status=reservation.status,
-            to_status=reservation.status,
-            actor=str(actor),
-            occurred_at=rules.now,
-            note=Truncator(note).chars(EVENT_NOTE_MAX_LENGTH),
-        )
+        record_note(locked, actor, note)
         outbox_enqueue_seats_changed(
             reservation,
             resource=resource,

@@ -18,6 +18,7 @@ from bookings.services.common import (
     Actor,
     Rules,
     expire_due_holds,
+    expire_if_due,
     lock_for_change,
     lock_resource,
     manage_token_hash,
@@ -41,18 +42,10 @@ def _transition(
 
     def work() -> tuple[Reservation, bool]:
         locked = lock_for_change(reservation_id, actor)
-        resource, rules, reservation = locked.resource, locked.rules, locked.reservation
-        if (
-            reservation.status == ReservationStatus.HELD
-            and reservation.hold_expires_at is not None
-            and reservation.hold_expires_at <= rules.holds_due_by
-        ):
-            set_status(
-                [reservation], ReservationStatus.EXPIRED, SYSTEM, resource=resource, now=rules.now
-            )
-            return reservation, False
-        change(resource, reservation, rules)
-        return reservation, True
+        if expire_if_due(locked):
+            return locked.reservation, False
+        change(locked.resource, locked.reservation, locked.rules)
+        return locked.reservation, True
 
     reservation, changed = in_booking_transaction(work)
     if not changed:
