@@ -195,9 +195,14 @@ class ReservationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Cancel selected reservations"), permissions=["cancel"])
     def cancel_reservations(
-        self, request: HttpRequest, queryset: QuerySet[Reservation]
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Reservation],
+        *,
+        done_one: str | None = None,
     ) -> TemplateResponse | None:
-        """Asks first (which reservations, places, who is emailed) and takes a reason."""
+        """Asks first (which reservations, places, who is emailed) and takes a reason.
+        `done_one`: what to say when a single booking was cancelled (see _transition_each)."""
         form = ReasonForm(
             request.POST if is_confirmed(request) else None,
             required=True,
@@ -215,6 +220,7 @@ class ReservationAdmin(admin.ModelAdmin):
                     partial(reservation_cancel, reason=reason),
                     gettext("cancelled"),
                     cancelling=True,
+                    done_one=done_one,
                 )
                 return None
         return self._cancel_confirmation(request, queryset, form)
@@ -270,20 +276,25 @@ class ReservationAdmin(admin.ModelAdmin):
         done: str,
         *,
         cancelling: bool = False,
+        done_one: str | None = None,
     ) -> None:
         """One service call (one transaction) per reservation; reports what became of each
-        (when `cancelling`, a refused confirmed reservation is a checked-in one)."""
+        (when `cancelling`, a refused confirmed reservation is a checked-in one). When the
+        only reservation changed and nothing else happened, `done_one` (with its
+        %(reference)s) says so instead of the count."""
         actor = Actor.staff(request.user)
         changed = 0
         unchanged: Counter[str] = Counter()
         checked_in = 0
         blocks = 0
         failures: list[str] = []
+        done_references: list[str] = []
         rows = queryset.order_by("id").values_list("id", "reference", "blocked")
         for reservation_id, reference, blocked in rows:
             try:
                 service(reservation_id=reservation_id, actor=actor)
                 changed += 1
+                done_references.append(reference)
             except HoldExpired:
                 unchanged[ReservationStatus.EXPIRED] += 1
             except InvalidState as exc:
@@ -333,7 +344,11 @@ class ReservationAdmin(admin.ModelAdmin):
             if changed and not unchanged and not checked_in and not blocks and not failures
             else messages.WARNING
         )
-        self.message_user(request, ", ".join(parts) + ".", level)
+        if done_one is not None and len(done_references) == 1 and level == messages.SUCCESS:
+            message = done_one % {"reference": done_references[0]}
+        else:
+            message = ", ".join(parts) + "."
+        self.message_user(request, message, level)
         for failure in failures:
             self.message_user(request, failure, messages.ERROR)
 
@@ -396,7 +411,10 @@ class ReservationAdmin(admin.ModelAdmin):
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
         if request.method == "POST" and selected != [str(object_id)]:
             return HttpResponseBadRequest()
-        response = self.cancel_reservations(request, queryset)
+        # One booking, from its own page: named when done, not counted.
+        response = self.cancel_reservations(
+            request, queryset, done_one=gettext("%(reference)s was cancelled.")
+        )
         if response is not None:
             return response
         return HttpResponseRedirect(reverse("admin:bookings_reservation_change", args=[object_id]))

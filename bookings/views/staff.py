@@ -9,15 +9,17 @@ scans and submits the same form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django import forms
+from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -66,6 +68,32 @@ def _event_choices() -> list[tuple[str, str]]:
     return [("", _("Any event")), *((str(pk), name) for pk, name in events)]
 
 
+def event_at_the_door(now: datetime) -> int | None:
+    """The event the page starts on, among today's (the local day of `now`; neither drafts
+    nor cancelled) not yet over: the one on now (begun, its end still ahead; the last to
+    begin if several), else the next to start, else the last to have begun of those
+    with no end given. None when nothing is on today: then any event."""
+    day = timezone.localtime(now).date()
+    today = list(
+        Resource.objects.exclude(state__in=[ResourceState.DRAFT, ResourceState.CANCELLED])
+        .filter(
+            starts_at__gte=timezone.make_aware(datetime.combine(day, time.min)),
+            starts_at__lt=timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min)),
+        )
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+        .order_by("starts_at", "id")
+        .values_list("pk", "starts_at", "ends_at")
+    )
+    # Every event here has a start (the day filter needs one).
+    on_now = [pk for pk, starts_at, ends_at in today if starts_at and ends_at and starts_at <= now]
+    upcoming = [pk for pk, starts_at, _ends_at in today if starts_at and starts_at > now]
+    if on_now:
+        return on_now[-1]
+    if upcoming:
+        return upcoming[0]
+    return today[-1][0] if today else None
+
+
 class CheckInForm(forms.Form):
     event = forms.TypedChoiceField(
         label=gettext_lazy("Event at this door"),
@@ -92,6 +120,9 @@ class CheckInForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["event"].choices = _event_choices()  # type: ignore[attr-defined]
+        if not self.is_bound and "event" not in self.initial:
+            # A fresh page: today's event; after a scan, the event staff scanned for.
+            self.initial["event"] = event_at_the_door(timezone.now())
 
 
 @dataclass(frozen=True)
@@ -177,4 +208,9 @@ def check_in(request: HttpRequest) -> HttpResponse:
         form = CheckInForm(initial={"event": event_id})
     elif form.is_bound:
         status = 400
-    return render(request, "staff/check_in.html", {"form": form, "outcome": outcome}, status=status)
+    context = {
+        "form": form,
+        "outcome": outcome,
+        "may_use_admin": admin.site.has_permission(request),
+    }
+    return render(request, "staff/check_in.html", context, status=status)

@@ -123,6 +123,40 @@ def test_cancel_asks_first_and_lists_what_will_change(
     assert cancellation_emails() == ["alan@example.com"]
 
 
+def buttons_of(response: Any) -> list[tuple[str, str, str]]:
+    """The confirmation page's controls under its form: (tag, classes, label)."""
+    html = response.content.decode()
+    row = re.search(r'<div class="submit-row">(.*?)</div>', html, re.S)
+    assert row is not None
+    controls = re.findall(
+        r'<(input) type="submit" class="([^"]*)" value="([^"]*)">'
+        r'|<(a) href="#" class="([^"]*)">([^<]*)</a>',
+        row.group(1),
+    )
+    return [(a or d, b or e, c or f) for a, b, c, d, e, f in controls]
+
+
+def test_the_confirmation_buttons_are_a_matching_pair(
+    superuser_client: Client, selection: dict[str, Reservation], event: Resource
+) -> None:
+    """As on Django's delete confirmation: the confirming button and "No, take me back" are
+    both buttons of the same size, side by side."""
+    cancel = ask(superuser_client, RESERVATIONS, "cancel_reservations", [selection["ada"].pk])
+    assert buttons_of(cancel) == [
+        ("input", "button confirm-button", "Yes, cancel them"),
+        ("a", "button cancel-link", "No, take me back"),
+    ]
+    events = ask(superuser_client, RESOURCES, "cancel_events", [event.pk])
+    close = ask(superuser_client, RESOURCES, "close_sales_now", [event.pk])
+    for page in (events, close):
+        [(tag, classes, _), back] = buttons_of(page)
+        assert (tag, classes) == ("input", "button confirm-button")
+        assert back == ("a", "button cancel-link", "No, take me back")
+    # With nothing to confirm, the way back is the same button.
+    nothing = ask(superuser_client, RESERVATIONS, "cancel_reservations", [selection["gone"].pk])
+    assert buttons_of(nothing) == [("a", "button cancel-link", "Back")]
+
+
 def test_cancel_without_a_reason_changes_nothing(
     superuser_client: Client, selection: dict[str, Reservation]
 ) -> None:

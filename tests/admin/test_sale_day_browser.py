@@ -198,6 +198,7 @@ def test_staff_walk_a_sale_day(new_page: Any, tmp_path: Path) -> None:
     expect(staff.locator("#to-cancel")).to_contain_text("Grace Hopper")
     expect(staff.locator(".emailed")).to_contain_text("grace@example.com")
     staff.get_by_label("Reason").fill(REASON)
+    expect(staff.locator(".submit-row .cancel-link")).to_have_text("No, take me back")
     save_screenshot(staff, "staff-cancel-confirm", tmp_path)
     grace.refresh_from_db()
     assert grace.status == ReservationStatus.CONFIRMED
@@ -211,6 +212,8 @@ def test_staff_walk_a_sale_day(new_page: Any, tmp_path: Path) -> None:
 
     # 6. At the door: Ada's code, as a scanner types it, checks her in once.
     staff.goto("/staff/check-in/")
+    # Tonight's show is chosen already: a ticket for another event would be refused.
+    expect(staff.get_by_label("Event at this door")).to_have_value(str(show.pk))
     staff.get_by_label("Reference or QR code").fill(check_in_code(ada.reference))
     staff.get_by_role("button", name="Check in").click()
     outcome = staff.locator("[data-check-in-outcome]")
@@ -227,7 +230,9 @@ def test_staff_walk_a_sale_day(new_page: Any, tmp_path: Path) -> None:
     expect(outcome).to_have_attribute("data-check-in-outcome", "already")
     expect(outcome).to_contain_text(re.compile(r"Already checked in at \d\d:\d\d by boss"))
     assert ReservationEvent.objects.filter(reservation=ada, note="checked in").count() == 1
-    # Her page in the admin says so too.
+    # Back to the admin from the door's header; her page there says so too.
+    staff.locator(".site-header").get_by_role("link", name="Admin").click()
+    expect(staff.get_by_role("heading", name="Dashboard")).to_be_visible()
     staff.goto(f"/admin/bookings/reservation/{ada.pk}/change/")
     expect(staff.locator(".field-checked_in_by")).to_contain_text("boss")
     expect(staff.locator(".field-checked_in_at .readonly")).not_to_have_text("-")

@@ -4,7 +4,7 @@ and in the confirmation email."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -25,6 +25,8 @@ from bookings.services import (
     reservation_check_in,
 )
 from bookings.services.checkin import CHECKED_IN_NOTE
+from bookings.views.staff import event_at_the_door
+from resources.models import ResourceState
 from settings_app.permissions import booking_clerk_group_ensure
 from tests.conftest import outbox_email
 from tests.factories import ResourceFactory, SeatedResourceFactory
@@ -130,6 +132,25 @@ def test_after_logging_in_the_clerk_lands_on_the_page(client: Client) -> None:
     assert client.get(CHECK_IN).status_code == 200
 
 
+@pytest.mark.django_db
+def test_the_header_leads_back_to_the_admin_and_logs_out(door: Client) -> None:
+    header = re.search(
+        r'<header class="site-header">.*?</header>', door.get(CHECK_IN).content.decode(), re.S
+    )
+    assert header is not None
+    assert re.search(r'<a href="/admin/">Admin</a>', header.group(0))
+    logout = re.search(r'<form [^>]*action="/admin/logout/".*?</form>', header.group(0), re.S)
+    assert logout is not None and ">Log out</button>" in logout.group(0)
+    assert f'name="next" value="{CHECK_IN}"' in logout.group(0)
+    assert "What&#x27;s on" not in header.group(0)  # the customers' pages are no use here
+
+    response = door.post("/admin/logout/", {"next": CHECK_IN})
+
+    # Logged out, back at the door's login for whoever takes over.
+    assert response.status_code == 302 and response["Location"] == CHECK_IN
+    assert door.get(CHECK_IN)["Location"] == f"/admin/login/?next={CHECK_IN}"
+
+
 # Checking in -----------------------------------------------------------------------------
 
 
@@ -227,6 +248,65 @@ def test_a_booking_for_another_event_is_not_checked_in_at_this_door(door: Client
     assert re.search(rf'<option value="{tonight.pk}" selected>', response.content.decode())
     right = scan(door, reservation.reference, event=str(tomorrow.pk))
     assert right.status_code == 200 and check_ins(reservation) == 1
+
+
+def selected_event(response: Any) -> str:
+    """The value of the event chosen in the page's event list ("" for any event)."""
+    html = response.content.decode()
+    select = re.search(r'<select name="event".*?</select>', html, re.S)
+    assert select is not None
+    assert re.search(r'<option value=""( selected)?>Any event</option>', select.group(0))
+    [chosen] = re.findall(r'<option value="(\d*)" selected>', select.group(0))
+    return str(chosen)
+
+
+@pytest.mark.django_db
+def test_the_page_starts_on_todays_event(door: Client) -> None:
+    assert selected_event(door.get(CHECK_IN)) == ""  # nothing on today: any event
+    now = timezone.localtime()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    tonight = ResourceFactory(name="Tonight", starts_at=midnight, ends_at=now + timedelta(hours=2))
+    ResourceFactory(name="Next week", starts_at=now + timedelta(days=7))
+    other = booked(ResourceFactory(name="Tomorrow", starts_at=now + timedelta(days=1)))
+
+    page = door.get(CHECK_IN)
+
+    assert selected_event(page) == str(tonight.pk)
+    # A booking for another event is then refused, without choosing the event first.
+    response = scan(door, other.reference, event=selected_event(page))
+    assert outcome_of(response) == "refused" and check_ins(other) == 0
+    assert selected_event(response) == str(tonight.pk)
+    # Staff who choose any event keep it for the next scans.
+    anyone = scan(door, other.reference, event="")
+    assert outcome_of(anyone) == "checked-in" and selected_event(anyone) == ""
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time(hour, minute)))
+
+
+@pytest.mark.django_db
+def test_the_event_at_the_door_is_the_one_on_now_or_the_next_to_start() -> None:
+    day = date(2031, 3, 14)
+    # Not today, ended, cancelled or a draft: never the door's event.
+    ResourceFactory(name="Yesterday", starts_at=at(day, 20) - timedelta(days=1))
+    ResourceFactory(name="Tomorrow", starts_at=at(day, 0, 30) + timedelta(days=1))
+    breakfast = ResourceFactory(name="Breakfast", starts_at=at(day, 8), ends_at=at(day, 10))
+    ResourceFactory(name="Cancelled", starts_at=at(day, 19), state=ResourceState.CANCELLED)
+    ResourceFactory(name="Draft", starts_at=at(day, 19, 30), state=ResourceState.DRAFT)
+    assert event_at_the_door(at(day, 7)) == breakfast.pk  # the only one today: soon
+    assert event_at_the_door(at(day, 9)) == breakfast.pk  # on now
+    assert event_at_the_door(at(day, 10, 30)) is None  # over; nothing else today
+
+    matinee = ResourceFactory(name="Matinee", starts_at=at(day, 14))  # no end given
+    evening = ResourceFactory(name="Evening", starts_at=at(day, 20), ends_at=at(day, 22))
+    late = ResourceFactory(name="Late show", starts_at=at(day, 22, 30), ends_at=at(day, 23, 45))
+    assert event_at_the_door(at(day, 9)) == breakfast.pk  # on now
+    assert event_at_the_door(at(day, 12)) == matinee.pk  # the next to start
+    assert event_at_the_door(at(day, 16)) == evening.pk  # the matinee's end is not known
+    assert event_at_the_door(at(day, 21)) == evening.pk
+    assert event_at_the_door(at(day, 22, 15)) == late.pk
+    assert event_at_the_door(at(day, 23)) == late.pk
 
 
 @pytest.mark.django_db
@@ -428,6 +508,11 @@ def test_without_a_qr_reader_the_page_offers_typing_only(new_page: Any, web_serv
     )
     page.goto(CHECK_IN)
     expect(page.get_by_role("button", name="Scan QR codes with the camera")).to_be_hidden()
+    # On a phone, the header's way back to the admin and out fit beside the languages.
+    header = page.locator(".site-header")
+    expect(header.get_by_role("link", name="Admin")).to_be_visible()
+    expect(header.get_by_role("button", name="Log out")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.get_by_label("Reference or QR code").fill(reservation.reference)
     page.get_by_label("Reference or QR code").press("Enter")
     expect(page.locator(".check-in-result__verdict")).to_have_text("Checked in.")
