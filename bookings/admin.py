@@ -255,7 +255,7 @@ class ReservationAdmin(admin.ModelAdmin):
             objects=selected,
             form=form,
             may_confirm=bool(to_cancel),
-            submit_label=gettext("Yes, cancel them"),
+            submit_label=ngettext("Yes, cancel it", "Yes, cancel them", len(to_cancel)),
             summary=summary,
             to_cancel=to_cancel,
             places=places,

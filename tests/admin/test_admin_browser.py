@@ -93,7 +93,7 @@ def test_sale_day_in_the_admin(new_page: Any) -> None:
     expect(staff.locator(".emailed")).to_contain_text("ada@example.com")
     assert Reservation.objects.get(reference=reference).status == ReservationStatus.CONFIRMED
     staff.get_by_label("Reason").fill("The soprano is ill")
-    staff.get_by_role("button", name="Yes, cancel them").click()
+    staff.get_by_role("button", name="Yes, cancel it").click()
     expect(staff.locator(".messagelist")).to_contain_text("1 cancelled.")
     expect(staff.locator("#result_list tbody tr").filter(has_text=reference)).to_contain_text(
         "Cancelled"

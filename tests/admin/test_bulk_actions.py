@@ -143,9 +143,12 @@ def test_the_confirmation_buttons_are_a_matching_pair(
     both buttons of the same size, side by side."""
     cancel = ask(superuser_client, RESERVATIONS, "cancel_reservations", [selection["ada"].pk])
     assert buttons_of(cancel) == [
-        ("input", "button confirm-button", "Yes, cancel them"),
+        ("input", "button confirm-button", "Yes, cancel it"),
         ("a", "button cancel-link", "No, take me back"),
     ]
+    both = [selection["ada"].pk, selection["grace"].pk]
+    cancel_both = ask(superuser_client, RESERVATIONS, "cancel_reservations", both)
+    assert buttons_of(cancel_both)[0] == ("input", "button confirm-button", "Yes, cancel them")
     events = ask(superuser_client, RESOURCES, "cancel_events", [event.pk])
     close = ask(superuser_client, RESOURCES, "close_sales_now", [event.pk])
     for page in (events, close):

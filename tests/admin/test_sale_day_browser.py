@@ -202,7 +202,7 @@ def test_staff_walk_a_sale_day(new_page: Any, tmp_path: Path) -> None:
     save_screenshot(staff, "staff-cancel-confirm", tmp_path)
     grace.refresh_from_db()
     assert grace.status == ReservationStatus.CONFIRMED
-    staff.get_by_role("button", name="Yes, cancel them").click()
+    staff.get_by_role("button", name="Yes, cancel it").click()
     expect(staff.locator(".messagelist")).to_contain_text("1 cancelled.")
     grace.refresh_from_db()
     assert grace.status == ReservationStatus.CANCELLED
