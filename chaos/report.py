@@ -148,36 +148,18 @@ def plot(history_path: Path, data: dict[str, Any], path: Path) -> bool:
     end = max((max(c) for c in counts.values() if c), default=1) + 1
     seconds = list(range(end))
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
-    top.plot(
-        seconds,
-        [counts["acknowledged"][s] for s in seconds],
-        color="#2a7",
-        lw=1,
-        label="acknowledged (2xx)",
+    series = (
+        (top, "acknowledged", "#2a7", 1, "acknowledged (2xx)"),
+        (top, "refused", "#888", 1, "refused (4xx: sold out, taken, invalid state)"),
+        (bottom, "503", "#e90", 1, "503 / 409 in progress (retried)"),
+        (bottom, "unknown", "#c33", 1, "unknown: no answer (retried)"),
+        (bottom, "500", "#000", 1.5, "500"),
     )
-    top.plot(
-        seconds,
-        [counts["refused"][s] for s in seconds],
-        color="#888",
-        lw=1,
-        label="refused (4xx: sold out, taken, invalid state)",
-    )
+    for axes, name, line_color, width, label in series:
+        axes.plot(
+            seconds, [counts[name][s] for s in seconds], color=line_color, lw=width, label=label
+        )
     top.set_ylabel("answers / s")
-    bottom.plot(
-        seconds,
-        [counts["503"][s] for s in seconds],
-        color="#e90",
-        lw=1,
-        label="503 / 409 in progress (retried)",
-    )
-    bottom.plot(
-        seconds,
-        [counts["unknown"][s] for s in seconds],
-        color="#c33",
-        lw=1,
-        label="unknown: no answer (retried)",
-    )
-    bottom.plot(seconds, [counts["500"][s] for s in seconds], color="#000", lw=1.5, label="500")
     bottom.set_ylabel("errors / s")
     bottom.set_xlabel("seconds since start")
     palette = plt.get_cmap("tab20")

@@ -237,9 +237,15 @@ def outbox_email(reservation: Any, event_type: str) -> Any:
     """The email the worker would send for the reservation's outbox row of `event_type`,
     rendered without sending it."""
     from bookings.models import OutboxMessage
-    from bookings.notifications import OutboundMessage, email_message
 
     row = OutboxMessage.objects.get(reservation=reservation, event_type=event_type, channel="email")
+    return outbox_row_email(row)
+
+
+def outbox_row_email(row: Any) -> Any:
+    """The email the worker would send for this outbox row, rendered without sending it."""
+    from bookings.notifications import OutboundMessage, email_message
+
     return email_message(
         OutboundMessage(
             id=row.pk,

@@ -16,7 +16,7 @@ from bookings.models import (
     ReservationSeat,
     ReservationStatus,
 )
-from bookings.notifications import OutboundMessage, email_message, outbox_enqueue
+from bookings.notifications import outbox_enqueue
 from bookings.services import (
     Actor,
     reservation_book,
@@ -36,7 +36,7 @@ from reservo.errors import (
 )
 from resources.models import Resource, Seat
 from settings_app.models import SystemSettings
-from tests.conftest import CUSTOMER
+from tests.conftest import CUSTOMER, outbox_row_email
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -388,18 +388,7 @@ def seat_change_emails(reservation: Reservation) -> list[Any]:
     """The emails the worker would send for the reservation's seat moves, oldest first,
     rendered without sending them."""
     return [
-        email_message(
-            OutboundMessage(
-                id=row.pk,
-                event_id=row.event_id,
-                event_type=row.event_type,
-                channel=row.channel,
-                target=row.target,
-                payload=row.payload,
-                attempts=row.attempts,
-                created_at=row.created_at,
-            )
-        )
+        outbox_row_email(row)
         for row in OutboxMessage.objects.filter(
             reservation=reservation, event_type="reservation.seats_changed"
         ).order_by("id")

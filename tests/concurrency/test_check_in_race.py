@@ -7,14 +7,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from bookings.models import Reservation, ReservationEvent
 from bookings.services import Actor, reservation_book, reservation_check_in
 from bookings.services import common as common_service
 from bookings.services.checkin import CHECKED_IN_NOTE
 from reservo.errors import AlreadyCheckedIn
-from resources.models import Resource
+from tests.concurrency.unlocked import reservation_read_without_lock, resource_read_without_lock
 from tests.conftest import CUSTOMER, run_concurrently
 from tests.factories import ResourceFactory
 
@@ -67,22 +66,8 @@ def row_locks_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """Test-only hook: the check-in reads the resource and the reservation without their row
     locks, and slowly, as a loaded server would (check-then-act)."""
 
-    def pause() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_sleep(0.02)")
-
-    def resource_without_lock(resource_id: int) -> Resource:
-        resource = Resource.objects.get(pk=resource_id)
-        pause()
-        return resource
-
-    def reservation_without_lock(reservation_id: int) -> Reservation:
-        reservation = Reservation.objects.get(pk=reservation_id)
-        pause()
-        return reservation
-
-    monkeypatch.setattr(common_service, "lock_resource", resource_without_lock)
-    monkeypatch.setattr(common_service, "lock_reservation", reservation_without_lock)
+    monkeypatch.setattr(common_service, "lock_resource", resource_read_without_lock)
+    monkeypatch.setattr(common_service, "lock_reservation", reservation_read_without_lock)
 
 
 @pytest.mark.usefixtures("row_locks_off")

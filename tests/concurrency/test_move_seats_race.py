@@ -18,6 +18,7 @@ from bookings.services import common as common_service
 from bookings.services import staff as staff_service
 from reservo.errors import SeatsUnavailable
 from resources.models import Resource
+from tests.concurrency.unlocked import resource_read_without_lock
 from tests.conftest import CUSTOMER, run_concurrently
 from tests.factories import SeatedResourceFactory
 
@@ -90,13 +91,7 @@ def seat_locking_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """Test-only hooks: the move reads the resource without its row lock and does not lock
     or check the seats it moves to, slowly, as a loaded server would (check-then-act)."""
 
-    def read_without_lock(resource_id: int) -> Resource:
-        resource = Resource.objects.get(pk=resource_id)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_sleep(0.02)")
-        return resource
-
-    monkeypatch.setattr(common_service, "lock_resource", read_without_lock)
+    monkeypatch.setattr(common_service, "lock_resource", resource_read_without_lock)
     monkeypatch.setattr(staff_service, "lock_free_seats", lambda resource_id, seat_ids: None)
 
 

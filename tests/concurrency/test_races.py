@@ -23,7 +23,7 @@ from bookings.services import booking as booking_service
 from bookings.services import reservation_book, reservation_cancel
 from reservo.errors import Busy, InvalidState, SeatsUnavailable, SoldOut
 from resources.models import Resource
-from tests.concurrency.unlocked import cancel_without_lock
+from tests.concurrency.unlocked import cancel_without_lock, resource_read_without_lock
 from tests.conftest import CUSTOMER, run_concurrently, scalar
 from tests.factories import ResourceFactory, SeatedResourceFactory
 
@@ -96,13 +96,7 @@ def row_lock_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """Test-only hook: the booking service reads the resource without its row lock, and
     slowly, as a loaded server would (check-then-act)."""
 
-    def read_without_lock(resource_id: int) -> Resource:
-        resource = Resource.objects.get(pk=resource_id)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_sleep(0.02)")
-        return resource
-
-    monkeypatch.setattr(booking_service, "lock_resource", read_without_lock)
+    monkeypatch.setattr(booking_service, "lock_resource", resource_read_without_lock)
 
 
 def last_unit_race(resource: Resource) -> Counter[str]:
