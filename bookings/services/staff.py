@@ -203,7 +203,9 @@ def reservation_move_seats(
             ReservationSeat(reservation=reservation, seat_id=seat, resource_id=resource.pk)
             for seat in new_seats
         )
-        seats_before, seats_after = _seats_named(current), _seats_named(wanted)
+        named = _seats_named([*current, *new_seats])  # one read, in the seat plan's order
+        seats_before = [seat for seat in named if seat[0] in current]
+        seats_after = [seat for seat in named if seat[0] in wanted]
         note = SEATS_MOVED_NOTE % {
             "old": ", ".join(label for _seat_id, label in seats_before),
             "new": ", ".join(label for _seat_id, label in seats_after),
